@@ -1,0 +1,191 @@
+"""The build pipeline: issue → Jinja2 renders MJML → mjml-python → premailer → HTML + text.
+
+Every stage is a function of plain data. The one step that reads the disk is `prepare`, which
+measures the issue's images; the caller (CLI, benchmark, tests) decides where output goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import Environment
+from markdown_it.token import Token
+from markupsafe import Markup
+
+from . import markdown
+from .assets import Asset, ImageRef, resolve_images
+from .compiler import compile_mjml
+from .config import CONFIG_NAME, Config
+from .inline import inline_css
+from .mergetags import Sentinels, fill
+from .models import Issue
+from .templates import make_environment, render
+from .text import References, body_text, wrap
+
+#: Gmail clips messages whose HTML is larger than this.
+GMAIL_CLIP_BYTES = 102 * 1024
+#: `build` warns from this size on, to leave room before the clip.
+WARN_BYTES = 90 * 1024
+TEXT_TEMPLATE = "issue.txt.j2"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The parsed story and every image the email shows, measured."""
+
+    tokens: list[Token]
+    assets: Mapping[str, Asset]
+    logo: Asset | None = None
+
+
+@dataclass(frozen=True)
+class BuiltIssue:
+    """The built email: HTML and text with merge tags as placeholders, plus what it needs."""
+
+    slug: str
+    subject: str
+    preheader: str
+    mjml: str
+    html: str
+    text: str
+    web_url: str
+    assets: tuple[Asset, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def html_bytes(self) -> int:
+        """Size of the HTML as sent (UTF-8)."""
+        return len(self.html.encode("utf-8"))
+
+
+def image_refs(issue: Issue, tokens: list[Token]) -> list[ImageRef]:
+    """Every image the issue shows, with the field or line that names it."""
+    refs = []
+    if issue.lead.image:
+        refs.append(ImageRef(issue.lead.image.src, field="lead.image.src"))
+    refs += markdown.image_refs(tokens, issue.body_line)
+    refs += [
+        ImageRef(teaser.image.src, field=f"teasers.{index}.image.src")
+        for index, teaser in enumerate(issue.teasers)
+        if teaser.image
+    ]
+    return refs
+
+
+def prepare(issue: Issue, config: Config) -> Prepared:
+    """Parse the story and find and measure its images (the pipeline's only disk reads)."""
+    tokens = markdown.parse_body(issue.body)
+    base = config.issue_url(issue.slug)
+    assets = resolve_images(image_refs(issue, tokens), issue.folder, issue.source, base)
+    logo = None
+    if config.logo:
+        ref = ImageRef(config.logo, field="logo")
+        source = config.root / CONFIG_NAME
+        logo = resolve_images([ref], config.root, source, base, prefix="images/brand")[config.logo]
+    return Prepared(tokens, assets, logo)
+
+
+def _context(
+    issue: Issue, config: Config, prepared: Prepared, sentinels: Sentinels
+) -> dict[str, Any]:
+    return {
+        "config": config,
+        "brand": config.brand,
+        "issue": issue,
+        "lead": issue.lead,
+        "teasers": issue.teasers,
+        "subject": sentinels.protect(issue.subject),
+        "preheader": sentinels.protect(issue.preheader),
+        "date": f"{issue.date.day} {issue.date:%B %Y}",
+        "logo": prepared.logo,
+        "asset": prepared.assets.__getitem__,
+        "merge": sentinels.field,
+        "issue_url": config.issue_url(issue.slug),
+    }
+
+
+def render_mjml(
+    issue: Issue, config: Config, prepared: Prepared, sentinels: Sentinels, env: Environment
+) -> str:
+    """Render the issue's MJML template (merge tags as sentinels)."""
+    blocks = markdown.render_blocks(prepared.tokens, prepared.assets)
+    context = _context(issue, config, prepared, sentinels)
+    context["blocks"] = [
+        markdown.Figure(b.image, b.alt, b.caption, b.credit)
+        if isinstance(b, markdown.Figure)
+        else markdown.Prose(Markup(sentinels.protect(b.html)))
+        for b in blocks
+    ]
+    return render(env, issue.template, context)
+
+
+def render_text(
+    issue: Issue, config: Config, prepared: Prepared, sentinels: Sentinels, env: Environment
+) -> str:
+    """Render the plain-text twin from the issue model, links as numbered references."""
+    refs = References()
+    context = _context(issue, config, prepared, sentinels)
+    context |= {
+        "body": sentinels.protect(body_text(prepared.tokens, refs)),
+        "refs": refs,
+        "wrap": wrap,
+    }
+    return render(env, TEXT_TEMPLATE, context)
+
+
+def size_warnings(html_bytes: int) -> list[str]:
+    """Warnings about the HTML's size against Gmail's clipping limit."""
+    kb = html_bytes / 1024
+    if html_bytes > GMAIL_CLIP_BYTES:
+        return [f"the HTML is {kb:.1f} KB: Gmail clips messages over 102 KB; shorten the issue"]
+    if html_bytes > WARN_BYTES:
+        return [f"the HTML is {kb:.1f} KB, close to Gmail's 102 KB clipping limit"]
+    return []
+
+
+def build_issue(
+    issue: Issue, config: Config, env: Environment | None = None, prepared: Prepared | None = None
+) -> BuiltIssue:
+    """Build an issue into HTML, text and MJML, each with merge tags left as placeholders."""
+    env = env or make_environment(config.root)
+    prepared = prepared or prepare(issue, config)
+    sentinels = Sentinels()
+    mjml_source = render_mjml(issue, config, prepared, sentinels, env)
+    html = sentinels.restore(inline_css(compile_mjml(mjml_source)))
+    text = sentinels.restore(render_text(issue, config, prepared, sentinels, env))
+    assets = {a.dest: a for a in (*prepared.assets.values(), prepared.logo) if a and a.dest}
+    warnings = size_warnings(len(html.encode("utf-8")))
+    warnings += [
+        f"image '{a.src}' is remote and its size is unknown; give local images for Outlook"
+        for a in prepared.assets.values()
+        if a.width is None
+    ]
+    return BuiltIssue(
+        slug=issue.slug,
+        subject=sentinels.restore(sentinels.protect(issue.subject)),
+        preheader=issue.preheader,
+        mjml=sentinels.restore(mjml_source),
+        html=html,
+        text=text,
+        web_url=config.issue_url(issue.slug),
+        assets=tuple(assets.values()),
+        warnings=tuple(warnings),
+    )
+
+
+def preview_values(web_url: str) -> dict[str, str]:
+    """Neutral merge-tag values for a copy nobody is subscribed to (previews, web copies)."""
+    return {
+        "subscriber.email": "reader@example.com",
+        "unsubscribe_url": f"{web_url}#unsubscribe",
+        "preferences_url": f"{web_url}#preferences",
+        "web_url": web_url,
+    }
+
+
+def local_preview(built: BuiltIssue) -> str:
+    """The HTML filled with neutral values, its images pointing at the build folder's copies."""
+    html = fill(built.html, preview_values(built.web_url), is_html=True)
+    return html.replace(f"{built.web_url}images/", "images/")

@@ -1,0 +1,146 @@
+"""The `newsletter` command: parses options, calls the library, prints. Nothing else.
+
+This is the one place where a NewsletterError becomes `Error: ...` on stderr and an exit code
+(2 for bad input, 1 for a failure while working); no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.markup import escape
+
+from . import __version__, console
+from .build import build_issue, local_preview
+from .config import Config, load_config
+from .errors import NewsletterError
+from .issues import load_issue
+from .scaffold import new_issue
+from .writer import write_build
+
+app = typer.Typer(
+    help="Build newsletter issues into responsive HTML email and send them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Path to newsletter.toml (default: found from here up)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def reports_errors(command: F) -> F:
+    """Turn a NewsletterError into one `Error:` line per problem and its exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except NewsletterError as exc:
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                console.error(escape(line))
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _config(path: Path | None) -> Config:
+    return load_config(path)
+
+
+@app.command()
+@reports_errors
+def new(
+    title: Annotated[str, typer.Argument(help="The issue's headline, used for its folder name.")],
+    date: Annotated[
+        str | None, typer.Option(help="Issue date, YYYY-MM-DD (default: today).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create issues/<date>-<slug>/issue.md, a commented template of every field."""
+    settings = _config(config)
+    try:
+        day = dt.date.fromisoformat(date) if date else dt.date.today()
+    except ValueError:
+        raise typer.BadParameter(f"'{date}' is not a date like 2026-11-24", param_hint="--date")
+    folder = new_issue(title, settings.root / "issues", settings.root, day)
+    console.out.print(f"Created {folder / 'issue.md'}")
+    console.out.print(f"Next: edit it, then run: newsletter build {folder}")
+
+
+@app.command()
+@reports_errors
+def build(
+    issue_dir: Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: build/<slug>).")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Exit with code 1 if there are warnings.")] = False,
+    json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Build an issue into index.html, index.txt, index.mjml and images/."""
+    settings = _config(config)
+    issue = load_issue(issue_dir)
+    built = build_issue(issue, settings)
+    target = write_build(built, out or settings.root / "build" / issue.slug, local_preview(built))
+    files = {name: str(target / name) for name in ("index.html", "index.txt", "index.mjml")}
+    files["preview.html"] = str(target / "preview.html")
+    if json:
+        console.print_json(
+            {
+                "slug": built.slug,
+                "subject": built.subject,
+                "out": str(target),
+                "files": files,
+                "html_bytes": built.html_bytes,
+                "text_bytes": len(built.text.encode("utf-8")),
+                "images": len(built.assets),
+                "warnings": list(built.warnings),
+            }
+        )
+    else:
+        for message in built.warnings:
+            console.warning(escape(message))
+        console.out.print(f"Built [bold]{escape(built.subject)}[/] ({built.html_bytes / 1024:.1f} KB)")
+        console.out.print(f"  email (HTML):  {files['index.html']}")
+        console.out.print(f"  plain text:    {files['index.txt']}")
+        console.out.print(f"  MJML source:   {files['index.mjml']}")
+        console.out.print(f"  local preview: {files['preview.html']}  (open this in a browser)")
+    if strict and built.warnings:
+        raise typer.Exit(1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.out.print(f"newsletter {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Build newsletter issues into responsive HTML email and send them."""
+
+
+def main() -> None:
+    """Entry point of the `newsletter` script; unexpected errors become one line, exit 1."""
+    try:
+        app()
+    except Exception as exc:  # a bug of ours: say so in one line, never a traceback
+        console.error(f"unexpected {type(exc).__name__}: {escape(str(exc))}")
+        console.err.print("This is a bug in newsletter; please report it with the command you ran.")
+        raise SystemExit(1) from None

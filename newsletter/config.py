@@ -1,0 +1,100 @@
+"""Site configuration: `newsletter.toml` read, validated and turned into a frozen Config."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError, Problem
+from .validation import Email, HeaderText, Text, WebUrl, problems_from
+
+CONFIG_NAME = "newsletter.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sender(_Strict):
+    """Who the newsletter comes from."""
+
+    name: HeaderText
+    address: Email
+    reply_to: Email | None = None
+
+
+class Brand(_Strict):
+    """Colours of the email; each a CSS colour such as '#1d6f5f'."""
+
+    accent: str = Field("#c2410c", pattern=r"^#[0-9a-fA-F]{6}$")
+    text: str = Field("#1f2328", pattern=r"^#[0-9a-fA-F]{6}$")
+    muted: str = Field("#5b636e", pattern=r"^#[0-9a-fA-F]{6}$")
+    background: str = Field("#f3efe6", pattern=r"^#[0-9a-fA-F]{6}$")
+    card: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$")
+
+
+class Config(_Strict):
+    """The project's settings. `root` is the folder that holds newsletter.toml."""
+
+    name: HeaderText
+    base_url: WebUrl
+    postal_address: Text
+    sender: Sender
+    language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    reason: Text = "You are receiving this because you subscribed to our newsletter."
+    logo: str | None = None
+    brand: Brand = Brand()
+    root: Path = Field(Path("."), exclude=True)
+
+    def issue_url(self, slug: str) -> str:
+        """Where an issue's web copy and images are published."""
+        return f"{self.base_url.rstrip('/')}/{slug}/"
+
+
+def _known(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    for part in loc:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [name for name in model.model_fields if name != "root"]
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Parse and validate the text of a newsletter.toml; raise ConfigError naming each problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ConfigError(Problem(f"not valid TOML: {exc}", path=path, line=line)) from None
+    data.pop("root", None)
+    try:
+        return Config(**data, root=path.parent)
+    except ValidationError as exc:
+        raise ConfigError(*problems_from(exc, path, lambda loc: _known(Config, loc))) from None
+
+
+def find_config(start: Path) -> Path:
+    """The newsletter.toml in `start` or its nearest parent folder."""
+    for folder in (start.resolve(), *start.resolve().parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        Problem(
+            f"no {CONFIG_NAME} found in {start.resolve()} or its parents; "
+            "run from your project folder or pass --config PATH"
+        )
+    )
+
+
+def load_config(path: Path | None = None, start: Path = Path(".")) -> Config:
+    """Read the config at `path`, or find it from `start` upwards."""
+    path = path or find_config(start)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(Problem(f"cannot read it: {exc.strerror}", path=path)) from None
+    return parse_config(text, path)

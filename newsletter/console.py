@@ -1,0 +1,26 @@
+"""Terminal output: results on stdout, diagnostics on stderr (both through rich)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Print `data` as JSON on stdout, nothing else, for scripts."""
+    print(json.dumps(data, indent=2, default=str))
+
+
+def error(message: str) -> None:
+    """An error line on stderr."""
+    err.print(f"[bold red]Error:[/] {message}", markup=True, emoji=False)
+
+
+def warning(message: str) -> None:
+    """A warning line on stderr."""
+    err.print(f"[yellow]Warning:[/] {message}", markup=True, emoji=False)

@@ -1,0 +1,76 @@
+"""Shared field types and the translation of pydantic errors into located problems."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, ValidationError
+
+from .errors import Problem
+
+
+def _web_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"'{value}' is not an http(s) URL; write it as https://host/path")
+    return value
+
+
+def _email(value: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"'{value}' is not a valid email address: {exc}") from None
+
+
+def _text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _single_line(value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError("must be a single line (it goes into a mail header)")
+    return value
+
+
+#: An absolute http or https URL, kept exactly as written.
+WebUrl = Annotated[str, AfterValidator(_web_url)]
+#: An email address, checked for syntax (no DNS) and normalised.
+Email = Annotated[str, AfterValidator(_email)]
+#: Text that must say something.
+Text = Annotated[str, AfterValidator(_text)]
+#: Text that must say something and fit on one header line.
+HeaderText = Annotated[str, AfterValidator(_text), AfterValidator(_single_line)]
+
+
+def problems_from(
+    error: ValidationError,
+    path: Path,
+    known_fields: Callable[[tuple[str | int, ...]], Sequence[str]] = lambda loc: (),
+    line_of: Callable[[tuple[str | int, ...]], int | None] = lambda loc: None,
+) -> list[Problem]:
+    """One Problem per pydantic error, naming the field, its line and what to do."""
+    problems = []
+    for err in error.errors():
+        loc = tuple(err["loc"])
+        field = ".".join(str(part) for part in loc)
+        kind = err["type"]
+        if kind == "missing":
+            message = "required field is missing; add it"
+        elif kind == "extra_forbidden":
+            name = str(loc[-1])
+            guess = difflib.get_close_matches(name, known_fields(loc[:-1]), n=1)
+            hint = f"did you mean '{guess[0]}'?" if guess else "remove it or check its spelling"
+            message = f"unknown field; {hint}"
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+        problems.append(Problem(message, path=path, line=line_of(loc), field=field))
+    return problems
