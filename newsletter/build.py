@@ -19,7 +19,7 @@ from .assets import Asset, ImageRef, resolve_images
 from .compiler import compile_mjml
 from .config import CONFIG_NAME, Config
 from .inline import inline_css
-from .mergetags import Sentinels, fill
+from .mergetags import MergeTag, fill, protect, restore, sentinel
 from .models import Issue
 from .templates import make_environment, render
 from .text import References, body_text, wrap
@@ -76,7 +76,7 @@ def image_refs(issue: Issue, tokens: list[Token]) -> list[ImageRef]:
 
 def prepare(issue: Issue, config: Config) -> Prepared:
     """Parse the story and find and measure its images (the pipeline's only disk reads)."""
-    tokens = markdown.parse_body(issue.body)
+    tokens = markdown.parse_body(protect(issue.body))
     base = config.issue_url(issue.slug)
     assets = resolve_images(image_refs(issue, tokens), issue.folder, issue.source, base)
     logo = None
@@ -87,48 +87,39 @@ def prepare(issue: Issue, config: Config) -> Prepared:
     return Prepared(tokens, assets, logo)
 
 
-def _context(
-    issue: Issue, config: Config, prepared: Prepared, sentinels: Sentinels
-) -> dict[str, Any]:
+def _context(issue: Issue, config: Config, prepared: Prepared) -> dict[str, Any]:
     return {
         "config": config,
         "brand": config.brand,
         "issue": issue,
         "lead": issue.lead,
         "teasers": issue.teasers,
-        "subject": sentinels.protect(issue.subject),
-        "preheader": sentinels.protect(issue.preheader),
+        "subject": protect(issue.subject),
+        "preheader": protect(issue.preheader),
         "date": f"{issue.date.day} {issue.date:%B %Y}",
         "logo": prepared.logo,
         "asset": prepared.assets.__getitem__,
-        "merge": sentinels.field,
+        "merge": lambda field: sentinel(MergeTag(field)),
         "issue_url": config.issue_url(issue.slug),
     }
 
 
-def render_mjml(
-    issue: Issue, config: Config, prepared: Prepared, sentinels: Sentinels, env: Environment
-) -> str:
+def render_mjml(issue: Issue, config: Config, prepared: Prepared, env: Environment) -> str:
     """Render the issue's MJML template (merge tags as sentinels)."""
-    blocks = markdown.render_blocks(prepared.tokens, prepared.assets)
-    context = _context(issue, config, prepared, sentinels)
+    context = _context(issue, config, prepared)
     context["blocks"] = [
-        markdown.Figure(b.image, b.alt, b.caption, b.credit)
-        if isinstance(b, markdown.Figure)
-        else markdown.Prose(Markup(sentinels.protect(b.html)))
-        for b in blocks
+        markdown.Prose(Markup(block.html)) if isinstance(block, markdown.Prose) else block
+        for block in markdown.render_blocks(prepared.tokens, prepared.assets)
     ]
     return render(env, issue.template, context)
 
 
-def render_text(
-    issue: Issue, config: Config, prepared: Prepared, sentinels: Sentinels, env: Environment
-) -> str:
+def render_text(issue: Issue, config: Config, prepared: Prepared, env: Environment) -> str:
     """Render the plain-text twin from the issue model, links as numbered references."""
     refs = References()
-    context = _context(issue, config, prepared, sentinels)
+    context = _context(issue, config, prepared)
     context |= {
-        "body": sentinels.protect(body_text(prepared.tokens, refs)),
+        "body": body_text(prepared.tokens, refs),
         "refs": refs,
         "wrap": wrap,
     }
@@ -151,10 +142,9 @@ def build_issue(
     """Build an issue into HTML, text and MJML, each with merge tags left as placeholders."""
     env = env or make_environment(config.root)
     prepared = prepared or prepare(issue, config)
-    sentinels = Sentinels()
-    mjml_source = render_mjml(issue, config, prepared, sentinels, env)
-    html = sentinels.restore(inline_css(compile_mjml(mjml_source)))
-    text = sentinels.restore(render_text(issue, config, prepared, sentinels, env))
+    mjml_source = render_mjml(issue, config, prepared, env)
+    html = restore(inline_css(compile_mjml(mjml_source)))
+    text = restore(render_text(issue, config, prepared, env))
     assets = {a.dest: a for a in (*prepared.assets.values(), prepared.logo) if a and a.dest}
     warnings = size_warnings(len(html.encode("utf-8")))
     warnings += [
@@ -164,9 +154,9 @@ def build_issue(
     ]
     return BuiltIssue(
         slug=issue.slug,
-        subject=sentinels.restore(sentinels.protect(issue.subject)),
+        subject=restore(protect(issue.subject)),
         preheader=issue.preheader,
-        mjml=sentinels.restore(mjml_source),
+        mjml=restore(mjml_source),
         html=html,
         text=text,
         web_url=config.issue_url(issue.slug),

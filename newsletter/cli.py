@@ -63,16 +63,14 @@ def _config(path: Path | None) -> Config:
 def new(
     title: Annotated[str, typer.Argument(help="The issue's headline, used for its folder name.")],
     date: Annotated[
-        str | None, typer.Option(help="Issue date, YYYY-MM-DD (default: today).")
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Issue date, YYYY-MM-DD (default: today)."),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Create issues/<date>-<slug>/issue.md, a commented template of every field."""
     settings = _config(config)
-    try:
-        day = dt.date.fromisoformat(date) if date else dt.date.today()
-    except ValueError:
-        raise typer.BadParameter(f"'{date}' is not a date like 2026-11-24", param_hint="--date")
+    day = date.date() if date else dt.date.today()
     folder = new_issue(title, settings.root / "issues", settings.root, day)
     console.out.print(f"Created {folder / 'issue.md'}")
     console.out.print(f"Next: edit it, then run: newsletter build {folder}")
@@ -112,7 +110,8 @@ def build(
     else:
         for message in built.warnings:
             console.warning(escape(message))
-        console.out.print(f"Built [bold]{escape(built.subject)}[/] ({built.html_bytes / 1024:.1f} KB)")
+        size = f"{built.html_bytes / 1024:.1f} KB"
+        console.out.print(f"Built [bold]{escape(built.subject)}[/] ({size})")
         console.out.print(f"  email (HTML):  {files['index.html']}")
         console.out.print(f"  plain text:    {files['index.txt']}")
         console.out.print(f"  MJML source:   {files['index.mjml']}")

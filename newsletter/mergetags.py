@@ -1,11 +1,12 @@
 """Per-subscriber merge tags: found in the issue, carried through the pipeline, filled per copy.
 
 An editor writes `{{ subscriber.first_name | default("friend") }}`, `{{ subscriber.email }}`,
-`{{ unsubscribe_url }}` or `{{ web_url }}` in the subject or the body. The build swaps each tag
-for an opaque letters-and-digits sentinel that Markdown, Jinja2, MJML and premailer all leave
-alone (no quotes, braces or spaces for them to escape or rewrite, in `href`s too), then puts the
-canonical tag text back into the final HTML and text. Sending compiles each built document once
-into a `MergeTemplate` and fills it per subscriber by joining strings: no pipeline per copy.
+`{{ unsubscribe_url }}` or `{{ web_url }}` in the subject or the body. Before Markdown sees
+the text, the build swaps each tag for a letters-and-digits sentinel (the tag hex-encoded) that
+Markdown, Jinja2, MJML and premailer all leave alone (no quotes, braces or spaces to escape or
+rewrite, in `href`s too), then decodes the canonical tag text back into the final HTML and
+text. Sending compiles each built document once into a `MergeTemplate` and fills it per
+subscriber by joining strings: no pipeline per copy.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ FIELDS: Mapping[str, str] = {
     "web_url": "the issue's web copy (the 'View in browser' link)",
 }
 
-_TAG = re.compile(r"\{\{(.*?)\}\}", re.S)
+TAG = re.compile(r"\{\{(.*?)\}\}", re.S)
 _EXPR = re.compile(
     r"""^\s*(?P<field>[a-z_]+(?:\.[a-z_]+)?)\s*
         (?:\|\s*default\(\s*(?P<q>["'])(?P<default>[^"'{}]*)(?P=q)\s*\)\s*)?$""",
     re.X,
 )
-_SENTINEL = re.compile(r"xnlmt(\d+)x")
+_SENTINEL = re.compile(r"xnlmt([0-9a-f]+)x")
 
 
 class MergeTagError(ValueError):
@@ -71,8 +72,8 @@ def parse_tag(expression: str, offset: int = 0) -> MergeTag:
 
 def find_tags(text: str) -> list[tuple[int, MergeTag]]:
     """Every merge tag in `text` with its offset; raises MergeTagError on a bad or unclosed one."""
-    found = [(m.start(), parse_tag(m[1], m.start())) for m in _TAG.finditer(text)]
-    tail = _TAG.sub(lambda m: " " * len(m[0]), text)
+    found = [(m.start(), parse_tag(m[1], m.start())) for m in TAG.finditer(text)]
+    tail = TAG.sub(lambda m: " " * len(m[0]), text)
     unclosed = tail.find("{{")
     if unclosed >= 0:
         raise MergeTagError("unclosed merge tag '{{' (close it with '}}')", unclosed)
@@ -84,29 +85,19 @@ def line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-class Sentinels:
-    """Swaps merge tags for pipeline-proof sentinels and back, for one build."""
+def sentinel(tag: MergeTag) -> str:
+    """The pipeline-proof stand-in for `tag`: its text, hex-encoded between two markers."""
+    return f"xnlmt{tag.text.encode().hex()}x"
 
-    def __init__(self) -> None:
-        self._tags: list[MergeTag] = []
 
-    def sentinel(self, tag: MergeTag) -> str:
-        """The sentinel standing for `tag` (the same one every time)."""
-        if tag not in self._tags:
-            self._tags.append(tag)
-        return f"xnlmt{self._tags.index(tag)}x"
+def protect(text: str) -> str:
+    """Replace every merge tag in `text` by its sentinel (tags must be valid)."""
+    return TAG.sub(lambda m: sentinel(parse_tag(m[1], m.start())), text)
 
-    def field(self, field: str) -> str:
-        """The sentinel for a bare field, for templates (`{{ merge('unsubscribe_url') }}`)."""
-        return self.sentinel(MergeTag(field))
 
-    def protect(self, text: str) -> str:
-        """Replace every merge tag in `text` by its sentinel (tags must be valid)."""
-        return _TAG.sub(lambda m: self.sentinel(parse_tag(m[1], m.start())), text)
-
-    def restore(self, text: str) -> str:
-        """Put the canonical tag text back in place of every sentinel."""
-        return _SENTINEL.sub(lambda m: self._tags[int(m[1])].text, text)
+def restore(text: str) -> str:
+    """Put the canonical tag text back in place of every sentinel."""
+    return _SENTINEL.sub(lambda m: bytes.fromhex(m[1]).decode(), text)
 
 
 class MergeTemplate:

@@ -15,6 +15,7 @@ from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 
 from .markdown import split_title
+from .mergetags import TAG, restore
 
 WIDTH = 72
 
@@ -37,15 +38,16 @@ class References:
 
 
 def wrap(text: str, indent: str = "", first: str | None = None) -> str:
-    """Wrap one paragraph to WIDTH, never breaking a URL or a merge tag."""
+    """Wrap one paragraph to WIDTH, never breaking a URL or a merge tag (measured restored)."""
+    glued = TAG.sub(lambda tag: tag[0].replace(" ", "\0"), restore(text))
     return textwrap.fill(
-        " ".join(text.split(" ")),
+        glued,
         width=WIDTH,
         initial_indent=indent if first is None else first,
         subsequent_indent=indent,
         break_long_words=False,
         break_on_hyphens=False,
-    )
+    ).replace("\0", " ")
 
 
 def _strip_html(fragment: str) -> str:

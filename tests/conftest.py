@@ -1,0 +1,61 @@
+"""Shared fixtures: a real project folder in tmp_path, copied from the repository's example."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_SLUG = "2026-11-24-france-welcomes-chechen-refugees"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder (config, logo, the example issue) as the working directory."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(REPO / "newsletter.toml", root)
+    shutil.copytree(REPO / "assets", root / "assets")
+    shutil.copytree(REPO / "issues" / EXAMPLE_SLUG, root / "issues" / EXAMPLE_SLUG)
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture
+def example(project: Path) -> Path:
+    """The example issue's folder inside the project."""
+    return project / "issues" / EXAMPLE_SLUG
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """Runs the Typer app in-process."""
+    return CliRunner()
+
+
+MINIMAL_FRONT = """\
+subject: "A small issue"
+preheader: "Something worth opening"
+date: 2026-11-24
+lead:
+  title: "A small headline"
+"""
+
+
+@pytest.fixture
+def write_issue(project: Path) -> Callable[..., Path]:
+    """Write issues/<slug>/issue.md from front matter and body; return the folder."""
+
+    def write(front: str = MINIMAL_FRONT, body: str = "Hello.\n", slug: str = "small") -> Path:
+        folder = project / "issues" / slug
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        text = f"---\n{textwrap.dedent(front)}---\n{textwrap.dedent(body)}"
+        (folder / "issue.md").write_text(text, encoding="utf-8")
+        return folder
+
+    return write
