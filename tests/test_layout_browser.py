@@ -1,0 +1,94 @@
+"""The email's layout measured in a real headless Chromium at phone and desktop widths."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+
+from newsletter.build import build_issue, local_preview
+from newsletter.config import load_config
+from newsletter.issues import load_issue
+from newsletter.writer import write_build
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+
+MEASURE = """<script>
+window.addEventListener("load", () => {
+  const cards = [...document.querySelectorAll("a[aria-label^='Keep reading']")];
+  const img = [...document.querySelectorAll("img")].find(i => i.src.includes("heroes"));
+  const text = cards[0].closest("table").closest("div.mj-column-per-60, div[class*='mj-column-per-60']");
+  parent.postMessage(JSON.stringify({
+    scrollWidth: document.documentElement.scrollWidth,
+    viewport: window.innerWidth,
+    cardImageLeft: img.getBoundingClientRect().left,
+    cardImageBottom: img.getBoundingClientRect().bottom,
+    cardTextTop: text.getBoundingClientRect().top,
+    cardTextLeft: text.getBoundingClientRect().left,
+    bodyWidth: document.querySelector("div[role=article] > div").getBoundingClientRect().width,
+  }));
+});
+</script>"""
+
+
+FRAME = """<!doctype html><body style="margin:0" data-measure=""><iframe src="{src}"
+width="{width}" height="900" style="border:0"></iframe><script>
+addEventListener("message", e => document.body.setAttribute("data-measure", e.data));
+</script></body>"""
+
+
+def measure(page: Path, width: int) -> dict[str, float]:
+    """Load `page` in a `width` px iframe in headless Chromium; read what MEASURE records.
+
+    An iframe, because headless Chromium will not make its window narrower than 500 px.
+    """
+    frame = page.with_name(f"frame-{width}.html")
+    frame.write_text(FRAME.format(src=page.name, width=width))
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--allow-file-access-from-files",
+             f"--user-data-dir={profile}", f"--window-size={width},900",
+             "--virtual-time-budget=5000", "--dump-dom", frame.as_uri()],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
+    body = BeautifulSoup(dom, "html.parser").body
+    return json.loads(body["data-measure"])
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import EXAMPLE_SLUG, REPO
+
+    config = load_config(REPO / "newsletter.toml")
+    built = build_issue(load_issue(REPO / "issues" / EXAMPLE_SLUG), config)
+    out = write_build(built, tmp_path_factory.mktemp("b") / "out", local_preview(built))
+    page = out / "measure.html"
+    page.write_text((out / "preview.html").read_text().replace("</body>", MEASURE + "</body>"))
+    return page
+
+
+def test_phone_375_is_one_column_without_horizontal_scroll(page: Path) -> None:
+    figures = measure(page, 375)
+    assert figures["viewport"] == 375
+    assert figures["scrollWidth"] <= 375
+    assert figures["cardTextTop"] >= figures["cardImageBottom"]  # text stacked under image
+    assert figures["bodyWidth"] <= 375
+
+
+def test_desktop_is_600_wide_with_image_beside_text(page: Path) -> None:
+    figures = measure(page, 800)
+    assert figures["viewport"] == 800
+    assert figures["scrollWidth"] <= 800
+    assert figures["bodyWidth"] == 600
+    assert figures["cardTextLeft"] > figures["cardImageLeft"]
+    assert figures["cardTextTop"] < figures["cardImageBottom"]  # side by side
