@@ -25,7 +25,7 @@ MEASURE = """<script>
 window.addEventListener("load", () => {
   const cards = [...document.querySelectorAll("a[aria-label^='Keep reading']")];
   const img = [...document.querySelectorAll("img")].find(i => i.src.includes("heroes"));
-  const text = cards[0].closest("table").closest("div.mj-column-per-60, div[class*='mj-column-per-60']");
+  const text = cards[0].closest("div[class*='mj-column-per-60']");
   parent.postMessage(JSON.stringify({
     scrollWidth: document.documentElement.scrollWidth,
     viewport: window.innerWidth,
