@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,22 @@ def test_dark_mode_overrides_every_text_colour(built: BuiltIssue) -> None:
     for selector in (".nl-text p", ".nl-text li", ".nl-text h1", ".nl-text a", ".nl-muted"):
         assert selector in dark, selector
     assert "!important" in dark
+
+
+def test_size_warnings_thresholds() -> None:
+    from newsletter.build import WARN_BYTES, size_warnings
+
+    assert size_warnings(WARN_BYTES) == []
+    assert "close to Gmail's 102 KB clipping limit" in size_warnings(WARN_BYTES + 1)[0]
+    assert "Gmail clips messages over 102 KB" in size_warnings(GMAIL_CLIP_BYTES + 1)[0]
+
+
+def test_build_warns_about_a_large_issue(
+    runner: CliRunner, write_issue: Callable[..., Path]
+) -> None:
+    paragraph = "A sentence that takes up room in the email and then some more. " * 12
+    folder = write_issue(body="\n\n".join([paragraph] * 110))
+    result = runner.invoke(app, ["build", str(folder)])
+    assert result.exit_code == 0
+    assert "Warning: the HTML is" in result.stderr and "Gmail" in result.stderr
+    assert runner.invoke(app, ["build", str(folder), "--strict"]).exit_code == 1
