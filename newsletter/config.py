@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError, Problem
-from .validation import Email, HeaderText, Text, WebUrl, problems_from
+from .validation import Email, HeaderText, Rate, Text, WebUrl, problems_from
 
 CONFIG_NAME = "newsletter.toml"
 
@@ -35,6 +36,40 @@ class Brand(_Strict):
     card: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$")
 
 
+class SmtpServer(_Strict):
+    """One SMTP relay. Its password comes from the environment variable `password_env`."""
+
+    name: str = "smtp"
+    host: Text
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str = "NEWSLETTER_SMTP_PASSWORD"
+    timeout: float = Field(30.0, gt=0)
+    connections: int = Field(4, ge=1, le=64)
+    rate: Rate | None = None
+
+
+class Sending(_Strict):
+    """How `newsletter send` delivers."""
+
+    transport: Literal["outbox", "smtp"] = "outbox"
+    outbox: str = "outbox"
+    max_attempts: int = Field(3, ge=1, le=20)
+    retry_delay: float = Field(2.0, ge=0)
+    max_consecutive_failures: int = Field(20, ge=1)
+    batch_size: int = Field(500, ge=1, le=100_000)
+    unsubscribe_mailto: Email | None = None
+
+
+class Dkim(_Strict):
+    """DKIM signing: the private key file lives outside the repository."""
+
+    selector: Text
+    key_file: Text
+    domain: str | None = None
+
+
 class Config(_Strict):
     """The project's settings. `root` is the folder that holds newsletter.toml."""
 
@@ -46,7 +81,21 @@ class Config(_Strict):
     reason: Text = "You are receiving this because you subscribed to our newsletter."
     logo: str | None = None
     brand: Brand = Brand()
+    database: str = "newsletter.db"
+    secret_file: str = ".newsletter/secret.key"
+    sending: Sending = Sending()
+    smtp: list[SmtpServer] = Field(default_factory=list)
+    dkim: Dkim | None = None
     root: Path = Field(Path("."), exclude=True)
+
+    def path(self, value: str) -> Path:
+        """A path from the config, relative to the project root unless absolute."""
+        return self.root / Path(value).expanduser()
+
+    @property
+    def sender_domain(self) -> str:
+        """The domain of the sender's address (for Message-IDs and List-Id)."""
+        return self.sender.address.rpartition("@")[2]
 
     def issue_url(self, slug: str) -> str:
         """Where an issue's web copy and images are published."""

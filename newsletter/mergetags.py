@@ -104,15 +104,18 @@ class MergeTemplate:
     """A built document compiled once, filled per subscriber by joining strings."""
 
     def __init__(self, document: str, escape: Callable[[str], str] = str) -> None:
-        self._literals: list[str] = []
-        self._tags: list[MergeTag] = []
-        self._escape = escape
+        literals: list[str] = []
+        tags: list[MergeTag] = []
         start = 0
         for offset, tag in find_tags(document):
-            self._literals.append(document[start:offset])
-            self._tags.append(tag)
+            literals.append(document[start:offset])
+            tags.append(tag)
             start = document.index("}}", offset) + 2
-        self._literals.append(document[start:])
+        literals.append(document[start:])
+        #: The text around the tags: one more literal than there are tags.
+        self.literals: tuple[str, ...] = tuple(literals)
+        self.tags: tuple[MergeTag, ...] = tuple(tags)
+        self._escape = escape
 
     @classmethod
     def for_html(cls, document: str) -> MergeTemplate:
@@ -122,12 +125,12 @@ class MergeTemplate:
     @property
     def fields(self) -> frozenset[str]:
         """The fields this document needs."""
-        return frozenset(tag.field for tag in self._tags)
+        return frozenset(tag.field for tag in self.tags)
 
     def fill(self, values: Mapping[str, str]) -> str:
         """The document with every tag replaced by its value, or its default when empty."""
-        parts = [self._literals[0]]
-        for tag, literal in zip(self._tags, self._literals[1:], strict=True):
+        parts = [self.literals[0]]
+        for tag, literal in zip(self.tags, self.literals[1:], strict=True):
             parts.append(self._escape(values.get(tag.field) or tag.default))
             parts.append(literal)
         return "".join(parts)

@@ -41,10 +41,30 @@ def _single_line(value: str) -> str:
     return value
 
 
+def _rate(value: str) -> str:
+    parse_rate(value)
+    return value
+
+
+def parse_rate(value: str) -> float:
+    """Messages per second from '10/s', '600/m' or '3600/h'."""
+    number, _, unit = value.strip().partition("/")
+    seconds = {"s": 1, "m": 60, "h": 3600}.get(unit.strip())
+    try:
+        count = float(number)
+    except ValueError:
+        count = -1
+    if seconds is None or count <= 0:
+        raise ValueError(f"'{value}' is not a rate; write it like 10/s, 600/m or 3600/h")
+    return count / seconds
+
+
 #: An absolute http or https URL, kept exactly as written.
 WebUrl = Annotated[str, AfterValidator(_web_url)]
 #: An email address, checked for syntax (no DNS) and normalised.
 Email = Annotated[str, AfterValidator(_email)]
+#: A sending rate such as '10/s' or '3600/h'.
+Rate = Annotated[str, AfterValidator(_rate)]
 #: Text that must say something.
 Text = Annotated[str, AfterValidator(_text)]
 #: Text that must say something and fit on one header line.
