@@ -82,10 +82,14 @@ def _print_summary(report: SendReport, slug_dir: Path) -> None:
     rate = report.done / report.seconds if report.seconds else 0.0
     console.out.print(
         f"Sent {report.sent}, deferred {report.deferred}, failed {report.failed} "
-        f"({report.bounced} bounced), uncertain {report.uncertain}; skipped "
-        f"{report.skipped_sent} already sent and {report.skipped_inactive} not active "
-        f"[{report.seconds:.1f} s, {rate:.0f}/s]"
+        f"({report.bounced} bounced); skipped {report.skipped_sent} already sent and "
+        f"{report.skipped_inactive} not active [{report.seconds:.1f} s, {rate:.0f}/s]"
     )
+    if report.uncertain:
+        console.warning(
+            f"{report.uncertain} copies were being sent when an earlier run was killed; the "
+            "server may or may not have them, so they were not resent (--resend-uncertain)"
+        )
     for warning in report.warnings:
         console.warning(escape(warning))
     if report.interrupted:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .validation import Text, WebUrl
+from .validation import HeaderText, Text, WebUrl
 
 
 class _Strict(BaseModel):
@@ -54,7 +54,7 @@ class Teaser(_Strict):
 class FrontMatter(_Strict):
     """Everything between the `---` lines of issue.md."""
 
-    subject: Text
+    subject: HeaderText
     preheader: Text
     date: dt.date
     lead: Lead

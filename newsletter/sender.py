@@ -100,7 +100,8 @@ class Policy:
 
 @dataclass
 class SendReport:
-    """What a run did. `pending` is what it set out to send."""
+    """What a run did. `pending` is what it set out to send; `uncertain`, the copies left
+    `sending` by an earlier crash that it did not resend."""
 
     issue: str
     transport: str
@@ -120,13 +121,13 @@ class SendReport:
     @property
     def done(self) -> int:
         """Subscribers dealt with for good in this run."""
-        return self.sent + self.deferred + self.failed + self.uncertain
+        return self.sent + self.deferred + self.failed
 
 
 @dataclass(frozen=True)
 class _Result:
     job: Job
-    kind: str  # sent | temporary | permanent | retry | uncertain | invalid | returned | dead
+    kind: str  # sent | temporary | permanent | retry | invalid | returned | dead
     reply: str = ""
     code: int = 0
 
@@ -167,7 +168,7 @@ def _work(
             kind = "permanent" if exc.permanent else "temporary"
             results.put(_Result(job, kind, exc.reply, exc.code))
         except ConnectionLost as exc:
-            results.put(_Result(job, "uncertain" if exc.committed else "retry", str(exc)))
+            results.put(_Result(job, "retry", str(exc)))
             try:
                 transport.open()
             except TransportError as error:
@@ -216,6 +217,7 @@ class _Run:
     def handle(self, result: _Result) -> None:
         """Account for one worker result."""
         job, kind, report = result.job, result.kind, self.report
+        reply = f"{result.code} {result.reply}" if result.code else result.reply
         if kind == "dead":
             self.alive -= 1
             report.warnings.append(f"a connection was lost for good: {result.reply}")
@@ -227,13 +229,10 @@ class _Run:
         if kind == "sent":
             report.sent += 1
         elif kind == "temporary":
-            self._retry(job, f"{result.code} {result.reply}", self.policy.retry_delay)
+            self._retry(job, reply, self.policy.retry_delay)
         elif kind == "retry":
             self._retry(job, f"connection lost: {result.reply}", 0.0)
-        elif kind == "uncertain":
-            report.uncertain += 1
         else:  # permanent or invalid
-            reply = f"{result.code} {result.reply}" if result.code else result.reply
             self.ledger.mark(job.subscriber_id, "failed", reply, job.attempts + 1)
             report.failed += 1
             if kind == "permanent" and result.code in (550, 551, 553):
@@ -241,7 +240,7 @@ class _Run:
                 report.bounced += 1
         if self.failures_in_a_row >= self.policy.max_consecutive_failures and not report.paused:
             report.paused = (
-                f"{self.failures_in_a_row} failures in a row, the last: {result.reply}; "
+                f"{self.failures_in_a_row} failures in a row, the last: {reply}; "
                 "check the server, then run send again to resume"
             )
         self.on_progress(report)
@@ -279,6 +278,7 @@ def send_issue(
     ledger.enqueue(tag)
     report.skipped_sent, report.skipped_inactive = ledger.skipped(tag)
     report.pending = ledger.count_pending(tag, resend_uncertain)
+    report.uncertain = 0 if resend_uncertain else ledger.counts()["sending"]
     on_start(report)
     run = _Run(ledger, store, policy, report, on_progress)
     jobs: queue.Queue[Job | None] = queue.Queue()

@@ -9,7 +9,8 @@ server never accepted the message; a crash after it is the one uncertain case.
     DeliveryError           one message was not accepted
     ├── permanent (5xx)     do not retry; 550/551/553 mean the address bounced
     └── temporary (4xx)     retry later
-    ConnectionLost          the connection dropped before the commit point: retry elsewhere
+    ConnectionLost          the connection dropped before the server's 250: not delivered
+                            (RFC 5321 6.1), so the message is retried on a new connection
 """
 
 from __future__ import annotations
@@ -36,11 +37,7 @@ class TransportError(NewsletterError):
 
 
 class ConnectionLost(Exception):
-    """The connection dropped; `committed` says whether it was after the commit point."""
-
-    def __init__(self, reason: str, *, committed: bool) -> None:
-        super().__init__(reason)
-        self.committed = committed
+    """The connection dropped before the server's final reply: the message was not accepted."""
 
 
 @dataclass
@@ -122,22 +119,24 @@ class SmtpTransport:
                 smtp = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
             smtp.ehlo()
             if server.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    smtp.close()
+                    raise TransportError(
+                        f'{where} does not offer STARTTLS; set security = "tls" or "none"'
+                    )
                 smtp.starttls(context=context)
                 smtp.ehlo()
             if server.username and password is not None:
                 smtp.login(server.username, password)
-        except smtplib.SMTPAuthenticationError as exc:
+        except (smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError) as exc:
+            code = getattr(exc, "smtp_code", "")
             raise TransportError(
-                f"{where} refused the login for '{server.username}' ({exc.smtp_code}); "
+                f"{where} refused the login for '{server.username}' ({code or exc}); "
                 f"check the username and ${server.password_env}"
-            ) from None
-        except smtplib.SMTPNotSupportedError:
-            raise TransportError(
-                f'{where} does not offer STARTTLS; set security = "tls" or "none"'
             ) from None
         except ssl.SSLError as exc:
             raise TransportError(
-                f"{where}: TLS failed ({exc.reason or exc}); check security"
+                f"{where}: TLS failed ({exc.reason or exc}); check the port and security"
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -152,8 +151,7 @@ class SmtpTransport:
         """MAIL, RCPT, DATA; `commit_point()` runs just before the final '.'."""
         smtp = self._smtp
         if smtp is None:
-            raise ConnectionLost("not connected", committed=False)
-        committed = False
+            raise ConnectionLost("not connected")
         try:
             for command, args, accepted in (
                 (smtp.mail, (sender,), (250,)),
@@ -167,12 +165,11 @@ class SmtpTransport:
                     raise DeliveryError(code, _reply(message))
             smtp.send(re.sub(rb"(?m)^\.", b"..", data).rstrip(b"\r\n") + b"\r\n")
             commit_point()
-            committed = True
             smtp.send(b".\r\n")
             code, message = smtp.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close()
-            raise ConnectionLost(str(exc) or type(exc).__name__, committed=committed) from None
+            raise ConnectionLost(str(exc) or type(exc).__name__) from None
         if code != 250:
             raise DeliveryError(code, _reply(message))
         return f"{code} {_reply(message)}"

@@ -59,3 +59,34 @@ def write_issue(project: Path) -> Callable[..., Path]:
         return folder
 
     return write
+
+
+SMTP_CONFIG = """
+[sending]
+transport = "smtp"
+retry_delay = 0.05
+max_attempts = 3
+max_consecutive_failures = 20
+
+[[smtp]]
+name = "sink"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+timeout = 5
+connections = {connections}
+"""
+
+
+@pytest.fixture
+def smtp_project(project: Path) -> Callable[..., Path]:
+    """Point the project's config at an SMTP server on 127.0.0.1:port."""
+
+    def configure(port: int, connections: int = 2) -> Path:
+        config = project / "newsletter.toml"
+        config.write_text(
+            config.read_text() + SMTP_CONFIG.format(port=port, connections=connections)
+        )
+        return config
+
+    return configure
