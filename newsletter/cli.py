@@ -7,18 +7,17 @@ This is the one place where a NewsletterError becomes `Error: ...` on stderr and
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from . import __version__, console
+from . import __version__, cli_send, console
 from .build import build_issue, local_preview
+from .cli_common import ConfigOption, JsonOption, reports_errors
+from .cli_subscribers import subscribers_app
 from .config import Config, load_config
-from .errors import NewsletterError
 from .issues import load_issue
 from .scaffold import new_issue
 from .writer import write_build
@@ -29,29 +28,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Path to newsletter.toml (default: found from here up)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-def reports_errors(command: F) -> F:
-    """Turn a NewsletterError into one `Error:` line per problem and its exit code."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except NewsletterError as exc:
-            for line in str(exc).splitlines() or [type(exc).__name__]:
-                console.error(escape(line))
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _config(path: Path | None) -> Config:
@@ -118,6 +94,12 @@ def build(
         console.out.print(f"  local preview: {files['preview.html']}  (open this in a browser)")
     if strict and built.warnings:
         raise typer.Exit(1)
+
+
+app.add_typer(subscribers_app, name="subscribers")
+app.command()(cli_send.send)
+app.command()(cli_send.status)
+app.command()(cli_send.unsubscribe)
 
 
 def _version(value: bool) -> None:

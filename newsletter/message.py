@@ -16,7 +16,6 @@ import binascii
 import email.utils
 import hashlib
 import html
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -31,9 +30,9 @@ from .config import Config
 from .errors import InputError, Problem
 from .mergetags import MergeTemplate
 from .tokens import Signer
+from .validation import unsafe_for_header
 
 CRLF = b"\r\n"
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class HeaderInjectionError(InputError):
@@ -42,7 +41,7 @@ class HeaderInjectionError(InputError):
 
 def header_safe(value: str, what: str) -> str:
     """`value` unchanged, or HeaderInjectionError if it holds CR, LF or another control char."""
-    if _CONTROL.search(value):
+    if unsafe_for_header(value):
         raise HeaderInjectionError(
             Problem(f"{what} {value!r} contains a line break or control character; remove it")
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
@@ -35,9 +36,19 @@ def _text(value: str) -> str:
     return value
 
 
+_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def unsafe_for_header(value: str) -> bool:
+    """True if `value` holds a line break or control character (a header injection)."""
+    return _HEADER_UNSAFE.search(value) is not None
+
+
 def _single_line(value: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise ValueError("must be a single line (it goes into a mail header)")
+    if unsafe_for_header(value):
+        raise ValueError(
+            "must be a single line with no control characters (it goes into a mail header)"
+        )
     return value
 
 
