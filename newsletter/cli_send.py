@@ -16,10 +16,10 @@ from .build import build_issue
 from .cli_common import ConfigOption, JsonOption, reports_errors
 from .config import Config, load_config
 from .db import connect
-from .errors import InputError, Problem
+from .errors import ConfigError, InputError, Problem
 from .issues import load_issue
 from .ledger import Ledger
-from .message import MessageFactory, Recipient
+from .message import DkimKey, MessageFactory, Recipient
 from .sender import Lane, Policy, SendReport, make_lanes, send_issue
 from .subscribers import SubscriberStore, normalize_email
 from .tokens import Signer, load_key
@@ -31,6 +31,28 @@ IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding i
 
 def _signer(config: Config) -> Signer:
     return Signer(load_key(config.path(config.secret_file)))
+
+
+def _dkim_key(config: Config) -> DkimKey | None:
+    """The DKIM key, if configured; it must live outside the project (never committed)."""
+    if config.dkim is None:
+        return None
+    path = config.path(config.dkim.key_file).resolve()
+    if path.is_relative_to(config.root.resolve()):
+        raise ConfigError(
+            Problem(
+                f"{path} is inside the project; keep the DKIM private key outside it "
+                "so it can never be committed",
+                field="dkim.key_file",
+            )
+        )
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            Problem(f"cannot read {path}: {exc.strerror}", field="dkim.key_file")
+        ) from None
+    return DkimKey(config.dkim.selector, config.dkim.domain or config.sender_domain, key)
 
 
 def _store(config: Config) -> SubscriberStore:
@@ -209,10 +231,10 @@ def send(
     lanes = make_lanes(settings, transport, issue.slug, rate=per_second, connections=connections)
     store = _store(settings)
     if test:
-        factory = MessageFactory(built, settings, signer, test=True)
+        factory = MessageFactory(built, settings, signer, test=True, dkim_key=_dkim_key(settings))
         _test_send(factory, lanes, store, test, envelope_from, json)
         return
-    factory = MessageFactory(built, settings, signer)
+    factory = MessageFactory(built, settings, signer, dkim_key=_dkim_key(settings))
     ledger = Ledger(connect(settings.path(settings.database)), issue.slug)
     if dry_run:
         _dry_run(factory, ledger, tag, resend_uncertain, transport, json)

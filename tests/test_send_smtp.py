@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
+import dkim
 import pytest
 from smtp_sink import Sink, free_port, running_sink
 from typer.testing import CliRunner
@@ -332,3 +336,49 @@ def test_header_injection_in_a_recipient_is_refused(example: Path, project: Path
         factory.render(Recipient("a@example.com", "Eve\r\nBcc: victim@example.com"))
     with pytest.raises(HeaderInjectionError):
         factory.render(Recipient("a@example.com\nBcc: victim@example.com"))
+
+
+OPENSSL = shutil.which("openssl")
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl is needed to make a test DKIM key")
+def test_dkim_signature_verifies(
+    runner: CliRunner, example: Path, project: Path, smtp_project: Configure, tmp_path: Path
+) -> None:
+    key = tmp_path / "dkim.key"  # outside the project folder
+    subprocess.run([OPENSSL, "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        [OPENSSL, "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    add_subscribers(project, 2)
+    sink = Sink()
+    with running_sink(sink) as port:
+        config = smtp_project(port)
+        config.write_text(config.read_text() + f'\n[dkim]\nselector = "nl"\nkey_file = "{key}"\n')
+        code, _, err = send(runner, example)
+    assert code == 0, err
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"nl._domainkey.news.example.org."
+        return record
+
+    for _, data in sink.messages:
+        assert data.startswith(b"DKIM-Signature:")
+        assert dkim.verify(data, dnsfunc=dns)
+        head, body = data.split(b"\r\n\r\n", 1)
+        assert b"Chechnya" in body
+        tampered = head + b"\r\n\r\n" + body.replace(b"Chechnya", b"Chechnyb")
+        assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_dkim_key_inside_the_project_is_refused(
+    runner: CliRunner, example: Path, project: Path
+) -> None:
+    (project / "dkim.key").write_text("not a key")
+    config = project / "newsletter.toml"
+    config.write_text(config.read_text() + '\n[dkim]\nselector = "nl"\nkey_file = "dkim.key"\n')
+    result = runner.invoke(app, ["send", str(example), "--yes"])
+    assert result.exit_code == 2
+    assert "dkim.key_file" in result.stderr and "outside" in result.stderr
