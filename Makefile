@@ -20,6 +20,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/newsletter build $(EXAMPLE)
+	$(BIN)/newsletter subscribers import demo/subscribers.csv
+	$(BIN)/newsletter send $(EXAMPLE) --yes
+	@echo "Delivered into the outbox, a Maildir any mail client can open:"
+	@ls -1d $(CURDIR)/outbox/*/new
 
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check newsletter tests benchmarks
