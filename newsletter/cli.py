@@ -1,7 +1,8 @@
 """The `newsletter` command: parses options, calls the library, prints. Nothing else.
 
-This is the one place where a NewsletterError becomes `Error: ...` on stderr and an exit code
-(2 for bad input, 1 for a failure while working); no traceback reaches the user.
+Every command is wrapped in `cli_common.reports_errors`, the one place where a NewsletterError
+becomes `Error: ...` on stderr and an exit code (2 for bad input, 1 for a failure while
+working); `main` turns anything unexpected into one line and exit 1, never a traceback.
 """
 
 from __future__ import annotations
