@@ -382,3 +382,48 @@ def test_dkim_key_inside_the_project_is_refused(
     result = runner.invoke(app, ["send", str(example), "--yes"])
     assert result.exit_code == 2
     assert "dkim.key_file" in result.stderr and "outside" in result.stderr
+
+
+def test_two_relays_share_the_list_exactly_once(
+    runner: CliRunner, example: Path, project: Path
+) -> None:
+    emails = add_subscribers(project, 40)
+    first, second = Sink(), Sink()
+    with running_sink(first) as port1, running_sink(second) as port2:
+        config = project / "newsletter.toml"
+        config.write_text(
+            config.read_text()
+            + '\n[sending]\ntransport = "smtp"\n'
+            + "".join(
+                f'\n[[smtp]]\nname = "{name}"\nhost = "127.0.0.1"\nport = {port}\n'
+                f'security = "none"\nconnections = 2\nrate = "{rate}"\n'
+                for name, port, rate in (("relay", port1, "200/s"), ("backup", port2, "100/s"))
+            )
+        )
+        result = runner.invoke(app, ["send", str(example), "--yes", "--json"])
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    summary = json.loads(result.stdout)
+    assert summary["sent"] == 40 and summary["transport"] == "backup, relay"
+    both = first.per_recipient() + second.per_recipient()
+    assert sorted(both) == sorted(emails) and set(both.values()) == {1}
+    assert first.count > 0 and second.count > 0
+    servers = {
+        row[0]
+        for row in connect(project / "newsletter.db").execute("SELECT server FROM deliveries")
+    }
+    assert servers == {"relay", "backup"}
+
+
+def test_signing_key_file_is_created_private_and_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NEWSLETTER_SECRET", raising=False)
+    key_file = tmp_path / ".newsletter" / "secret.key"
+    key = load_key(key_file)
+    assert len(key) == 64 and key_file.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / ".newsletter" / ".gitignore").read_text().strip().endswith("*")
+    assert load_key(key_file) == key  # reused, not regenerated
+    monkeypatch.setenv("NEWSLETTER_SECRET", "from the environment")
+    assert load_key(key_file) == b"from the environment"
