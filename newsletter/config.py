@@ -62,6 +62,16 @@ class Sending(_Strict):
     unsubscribe_mailto: Email | None = None
 
 
+class Web(_Strict):
+    """`newsletter serve`: limits of the sign-up and unsubscribe pages."""
+
+    site: str = "site"
+    confirm_days: float = Field(7, gt=0)
+    subscribe_per_ip: Rate = "10/h"
+    subscribe_per_address: Rate = "3/h"
+    max_body_bytes: int = Field(8192, ge=512)
+
+
 class Dkim(_Strict):
     """DKIM signing: the private key file lives outside the repository."""
 
@@ -86,6 +96,7 @@ class Config(_Strict):
     sending: Sending = Sending()
     smtp: list[SmtpServer] = Field(default_factory=list)
     dkim: Dkim | None = None
+    web: Web = Web()
     root: Path = Field(Path("."), exclude=True)
 
     def path(self, value: str) -> Path:

@@ -26,15 +26,17 @@ def default_templates() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
 
 
-def template_dirs(project_root: Path) -> list[Path]:
+def template_dirs(project_root: Path | None) -> list[Path]:
     """Where templates are looked for, in order: the project's own, then the defaults."""
-    dirs = [project_root / "templates", default_templates()]
+    own = [project_root / "templates"] if project_root else []
+    dirs = [*own, default_templates()]
     unique = dict.fromkeys(d.resolve() for d in dirs if d.is_dir())
     return list(unique)
 
 
-def make_environment(project_root: Path) -> Environment:
-    """A Jinja2 environment over the template folders, autoescaping MJML and HTML."""
+def make_environment(project_root: Path | None) -> Environment:
+    """A Jinja2 environment over the template folders (only the defaults without a project),
+    autoescaping MJML and HTML."""
     return Environment(
         loader=ChoiceLoader([FileSystemLoader(d) for d in template_dirs(project_root)]),
         autoescape=select_autoescape(["mjml.j2", "html.j2"], default_for_string=False),

@@ -77,5 +77,18 @@ class Signer:
         return payload.decode("utf-8").split(_SEP)
 
     def unsubscribe_token(self, email: str, issue: str) -> str:
-        """The token of one subscriber's unsubscribe link in one issue."""
+        """The token of one subscriber's unsubscribe link in one issue (it never expires)."""
         return self.sign("unsubscribe", email, issue)
+
+    def timed_token(self, purpose: str, value: str, now: float) -> str:
+        """A token for `value` that `verify_timed` accepts until it is too old."""
+        return self.sign(purpose, value, str(int(now)))
+
+    def verify_timed(self, purpose: str, token: str, max_age: float, now: float) -> str:
+        """The value of a genuine token no older than `max_age` seconds."""
+        fields = self.verify(purpose, token)
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise TokenError(Problem("the link's token is malformed; copy the whole link"))
+        if now - int(fields[1]) > max_age:
+            raise TokenError(Problem("the link has expired; ask for a new one"))
+        return fields[0]
