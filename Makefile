@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := issues/2026-11-24-france-welcomes-chechen-refugees
 
-.PHONY: demo test browser lint bench clean
+.PHONY: demo test browser lint screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ browser:
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check newsletter tests benchmarks
 	$(BIN)/ruff format --check newsletter tests benchmarks
+
+# Regenerate the README's screenshots of the web pages (needs chromium).
+screenshots: $(VENV)/.installed-test browser
+	mkdir -p docs/screenshots
+	NEWSLETTER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_web_browser.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/build.py

@@ -261,3 +261,24 @@ def test_archive_is_served(client: httpx.Client, config: Config) -> None:
 def test_mask() -> None:
     assert mask("ada@example.org") == "ad***@ex***.org"
     assert mask("x@y.co.uk") == "x***@y.***.uk"
+
+
+def test_pages_are_valid_html5(
+    client: httpx.Client, store: SubscriberStore, signer: Signer
+) -> None:
+    import html5lib
+
+    token = signer.unsubscribe_token(store.add("ada@example.org").email, "2026-11-24-x")
+    form = client.get("/subscribe")
+    pages = [
+        form,
+        client.post("/subscribe", data={"email": "bad", "csrf": csrf(form)}),
+        client.post("/subscribe", data={"email": "new@example.org", "csrf": csrf(form)}),
+        client.get(f"/unsubscribe/{token}"),
+        client.post(
+            f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click", "csrf": csrf(form)}
+        ),
+        client.get("/unsubscribe/forged.token"),
+    ]
+    for page in pages:
+        html5lib.HTMLParser(strict=True).parse(page.text)  # raises on any parse error

@@ -1,0 +1,83 @@
+"""Headless Chromium, driven through Playwright: the email as phones and desktops show it.
+
+Playwright's own browser downloads are not used: it drives the system's Chromium (Debian's
+`chromium` package, or the path in NEWSLETTER_CHROMIUM), so nothing is fetched at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from playwright.sync_api import Browser, Error, sync_playwright
+
+from .errors import NewsletterError
+
+#: The widths an email is looked at: a phone and a desktop mail client's reading pane.
+WIDTHS: tuple[int, ...] = (375, 650)
+_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+INSTALL_HINT = (
+    "Chromium is not installed: install it with 'apt-get install chromium' (Debian/Ubuntu) "
+    "or set NEWSLETTER_CHROMIUM to a Chromium or Chrome executable"
+)
+
+
+class BrowserError(NewsletterError):
+    """No usable Chromium, or it failed."""
+
+
+def find_chromium() -> str | None:
+    """The Chromium executable to use, if there is one."""
+    configured = os.environ.get("NEWSLETTER_CHROMIUM")
+    if configured:
+        return configured
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    return next((path for name in names if (path := shutil.which(name))), None)
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """A headless Chromium for the duration of the block."""
+    executable = find_chromium()
+    if executable is None:
+        raise BrowserError(INSTALL_HINT)
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, args=_ARGS)
+        except Error as exc:
+            raise BrowserError(f"Chromium at {executable} did not start: {exc.message}") from None
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def screenshots(
+    page_url: str, out_dir: Path, name: str, widths: Sequence[int] = WIDTHS
+) -> list[Path]:
+    """Full-page PNGs of `page_url`, one per width, as `out_dir/<name>-<width>.png`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with chromium() as browser:
+        for width in widths:
+            page = browser.new_page(viewport={"width": width, "height": 800})
+            try:
+                page.goto(page_url, wait_until="load")
+                path = out_dir / f"{name}-{width}.png"
+                page.screenshot(path=str(path), full_page=True)
+            except Error as exc:
+                raise BrowserError(f"cannot screenshot {page_url}: {exc.message}") from None
+            finally:
+                page.close()
+            paths.append(path)
+    return paths
