@@ -20,6 +20,7 @@ input, and answers to /subscribe reveal nothing about who is on the list.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import time
 from collections import defaultdict, deque
@@ -35,13 +36,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .config import Config
+from .config import Config, load_config
 from .errors import NewsletterError
 from .notices import confirmation_email
 from .sender import make_lanes
 from .subscribers import ImportRow, Status, SubscriberError, SubscriberStore, normalize_email
 from .templates import make_environment, render
-from .tokens import Signer, TokenError
+from .tokens import Signer, TokenError, load_key
 from .validation import parse_rate
 
 CSRF_COOKIE = "nl_csrf"
@@ -324,6 +325,14 @@ def outbox_mailer(config: Config) -> Callable[[str, bytes], None]:
             lane.transport.close()
 
     return send
+
+
+def app_from_environment() -> Starlette:
+    """For ASGI servers (`uvicorn --factory newsletter.web:app_from_environment`): the app for
+    the newsletter.toml found from the working directory (or $NEWSLETTER_CONFIG)."""
+    config_path = os.environ.get("NEWSLETTER_CONFIG")
+    config = load_config(Path(config_path) if config_path else None)
+    return create_app(config, Signer(load_key(config.path(config.secret_file))))
 
 
 def create_app(

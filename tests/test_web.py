@@ -282,3 +282,13 @@ def test_pages_are_valid_html5(
     ]
     for page in pages:
         html5lib.HTMLParser(strict=True).parse(page.text)  # raises on any parse error
+
+
+def test_app_factory_for_asgi_servers(
+    config: Config, monkeypatch: pytest.MonkeyPatch, project: Path
+) -> None:
+    from newsletter.web import app_from_environment
+
+    monkeypatch.setenv("NEWSLETTER_CONFIG", str(project / "newsletter.toml"))
+    with serving(app_from_environment()) as url:
+        assert httpx.get(f"{url}/healthz").text == "ok"
