@@ -5,6 +5,7 @@
     └── InputError                  exit 2: the user's input is wrong; fix it and run again
         ├── ConfigError             newsletter.toml is missing, malformed or invalid
         ├── IssueError              an issue file is missing, malformed or invalid
+        │   └── UnreadableIssueError    issue.md cannot be read at all (missing, YAML syntax)
         └── TemplateError           a template is missing or does not render
 
 Each error renders itself in one line: where (file, line, field), what, and what to do.
@@ -61,6 +62,14 @@ class ConfigError(InputError):
 
 class IssueError(InputError):
     """An issue folder or file is missing, malformed or invalid."""
+
+
+class UnreadableIssueError(IssueError):
+    """issue.md is missing, not UTF-8, or its front matter cannot be parsed at all.
+
+    Its fields were never read, so nothing more can be said about the issue; `check` exits 2
+    for these, while other IssueErrors become findings.
+    """
 
 
 class TemplateError(InputError):

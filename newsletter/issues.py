@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .errors import IssueError, Problem
+from .errors import IssueError, Problem, UnreadableIssueError
 from .mergetags import MergeTagError, find_tags, line_of
 from .models import FrontMatter, Issue
 from .validation import problems_from
@@ -20,13 +20,15 @@ def _split(text: str, path: Path) -> tuple[str, str, int]:
     """Front matter, body, and the line the body starts on."""
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
-        raise IssueError(
+        raise UnreadableIssueError(
             Problem("must start with a '---' line opening the YAML front matter", path, 1)
         )
     for number, line in enumerate(lines[1:], start=2):
         if line.strip() == "---":
             return "".join(lines[1 : number - 1]), "".join(lines[number:]), number + 1
-    raise IssueError(Problem("front matter is not closed: add a '---' line after it", path, 1))
+    raise UnreadableIssueError(
+        Problem("front matter is not closed: add a '---' line after it", path, 1)
+    )
 
 
 def _node_lines(node: yaml.Node, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
@@ -73,11 +75,13 @@ def parse_issue(text: str, source: Path) -> Issue:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else None
         reason = getattr(exc, "problem", None) or str(exc)
-        raise IssueError(
+        raise UnreadableIssueError(
             Problem(f"YAML syntax error: {reason}; check quotes and indentation", source, line)
         ) from None
     if not isinstance(data, dict):
-        raise IssueError(Problem("front matter must be a mapping of field: value", source, 2))
+        raise UnreadableIssueError(
+            Problem("front matter must be a mapping of field: value", source, 2)
+        )
     try:
         front = FrontMatter(**data)
     except ValidationError as exc:
@@ -108,9 +112,11 @@ def load_issue(folder: Path) -> Issue:
     source = folder if folder.is_file() else folder / ISSUE_FILE
     if not source.is_file():
         hint = "create it with 'newsletter new TITLE'" if not folder.exists() else "add it"
-        raise IssueError(Problem(f"no {ISSUE_FILE} here; {hint}", source))
+        raise UnreadableIssueError(Problem(f"no {ISSUE_FILE} here; {hint}", source))
     try:
         text = source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise IssueError(Problem(f"cannot read it as UTF-8 text: {exc}", source)) from None
+        raise UnreadableIssueError(
+            Problem(f"cannot read it as UTF-8 text: {exc}", source)
+        ) from None
     return parse_issue(text, source)

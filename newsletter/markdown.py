@@ -96,9 +96,18 @@ class Figure:
 Block = Prose | Figure
 
 
+#: The image title that says an image with empty alt text is purely decorative, on purpose.
+DECORATIVE = "decorative"
+
+
+def is_decorative(title: str | None) -> bool:
+    """True for the title `"decorative"` of `![](rule.png "decorative")` (not a caption)."""
+    return (title or "").strip().lower() == DECORATIVE
+
+
 def split_title(title: str | None) -> tuple[str | None, str | None]:
     """`"Caption | Credit"` → ("Caption", "Credit"); either part may be absent."""
-    if not title:
+    if not title or is_decorative(title):
         return None, None
     caption, _, credit = title.partition("|")
     return caption.strip() or None, credit.strip() or None

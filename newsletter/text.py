@@ -14,7 +14,7 @@ import nh3
 from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 
-from .markdown import split_title
+from .markdown import is_decorative, split_title
 from .mergetags import TAG, restore
 
 WIDTH = 72
@@ -73,7 +73,7 @@ class _Writer:
                 parts.append(child.content)
             elif kind == "link":
                 parts.append(self.refs.cite(self.inline(child), str(child.attrs["href"])))
-            elif kind == "image":
+            elif kind == "image" and not is_decorative(str(child.attrs.get("title") or "")):
                 parts.append(f"[Image: {self.inline(child)}]")
             elif kind == "html_inline":
                 continue
@@ -85,7 +85,10 @@ class _Writer:
         inline = node.children[0]
         if len(inline.children) == 1 and inline.children[0].type == "image":
             image = inline.children[0]
-            caption, credit = split_title(str(image.attrs.get("title") or "") or None)
+            title = str(image.attrs.get("title") or "") or None
+            if is_decorative(title):
+                return ""
+            caption, credit = split_title(title)
             lines = [f"[Image: {self.inline(image)}]"]
             if caption or credit:
                 lines.append(" ".join(filter(None, (caption, credit and f"({credit})"))))

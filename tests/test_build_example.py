@@ -148,6 +148,7 @@ def test_dark_mode_overrides_every_text_colour(built: BuiltIssue) -> None:
     for selector in (".nl-text p", ".nl-text li", ".nl-text h1", ".nl-text a", ".nl-muted"):
         assert selector in dark, selector
     assert "!important" in dark
+    assert "[data-ogsc] .nl-text p" in built.html  # Outlook.com's dark mode, kept verbatim
 
 
 def test_size_warnings_thresholds() -> None:

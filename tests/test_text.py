@@ -68,3 +68,12 @@ def test_markdown_structures(write_issue: Callable[..., Path]) -> None:
     assert "  1. First\n  2. Second" in text
     assert "  * Bullet" in text
     assert "[1] https://example.org/a" in text
+
+
+def test_decorative_images_are_left_out_of_the_text(write_issue: Callable[..., Path]) -> None:
+    folder = write_issue(body='Before.\n\n![](images/rule.png "decorative")\n\nAfter.\n')
+    from PIL import Image
+
+    Image.new("RGB", (600, 4)).save(folder / "images" / "rule.png")
+    text = text_of(folder)
+    assert "Before.\n\nAfter." in text and "[Image" not in text
