@@ -6,6 +6,7 @@ measures the issue's images; the caller (CLI, benchmark, tests) decides where ou
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,11 @@ def prepare(issue: Issue, config: Config) -> Prepared:
     return Prepared(tokens, assets, logo)
 
 
+def long_date(day: dt.date) -> str:
+    """The date as the email and the archive show it: '24 November 2026'."""
+    return f"{day.day} {day:%B %Y}"
+
+
 def _context(issue: Issue, config: Config, prepared: Prepared) -> dict[str, Any]:
     return {
         "config": config,
@@ -96,7 +102,7 @@ def _context(issue: Issue, config: Config, prepared: Prepared) -> dict[str, Any]
         "teasers": issue.teasers,
         "subject": protect(issue.subject),
         "preheader": protect(issue.preheader),
-        "date": f"{issue.date.day} {issue.date:%B %Y}",
+        "date": long_date(issue.date),
         "logo": prepared.logo,
         "asset": prepared.assets.__getitem__,
         "merge": lambda field: sentinel(MergeTag(field)),
@@ -172,6 +178,22 @@ def preview_values(web_url: str) -> dict[str, str]:
         "unsubscribe_url": f"{web_url}#unsubscribe",
         "preferences_url": f"{web_url}#preferences",
         "web_url": web_url,
+    }
+
+
+def archive_values(config: Config, slug: str) -> dict[str, str]:
+    """Merge-tag values for an issue's public page in the archive: nobody's name or links.
+
+    The first name is left empty so its default shows ("friend") and the address is empty. A
+    web copy belongs to no subscriber, so unsubscribe and preferences lead to the general
+    subscribe page (`newsletter serve`'s /subscribe); `web_url` is the page itself.
+    """
+    subscribe = f"{config.base_url.rstrip('/')}/subscribe"
+    return {
+        "subscriber.email": "",
+        "unsubscribe_url": subscribe,
+        "preferences_url": subscribe,
+        "web_url": config.issue_url(slug),
     }
 
 

@@ -1,9 +1,11 @@
-"""The only code that writes a build folder: all of it, atomically, or nothing."""
+"""The only code that writes output folders (a build, the archive): whole, atomically, or not."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .build import BuiltIssue
@@ -11,35 +13,46 @@ from .errors import NewsletterError
 
 
 class WriteError(NewsletterError):
-    """The build folder could not be written."""
+    """An output folder could not be written."""
 
 
-def write_build(built: BuiltIssue, out: Path, preview_html: str) -> Path:
-    """Write index.html, index.txt, index.mjml, preview.html and images/ into `out`.
+@contextmanager
+def staged(out: Path, what: str) -> Iterator[Path]:
+    """A temporary folder beside `out` to fill; it replaces `out` when the block succeeds.
 
-    Everything is written into a temporary folder beside `out` and moved into place at the
-    end, so a failure never leaves a half-written build (the previous one stays intact).
+    On any failure the temporary folder is removed and `out` stays as it was, so a failure
+    never leaves a half-written folder. An OSError becomes a WriteError naming `what`.
     """
-    out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        yield staging
+        _swap_into_place(staging, out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise WriteError(f"cannot write {what} into {out}: {exc}") from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Copy `source` to `target`, creating the folders it needs."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+
+
+def write_build(built: BuiltIssue, out: Path, preview_html: str) -> Path:
+    """Write index.html, index.txt, index.mjml, preview.html and images/ into `out`, atomically."""
+    out = out.resolve()
+    with staged(out, "the build") as staging:
         (staging / "index.html").write_text(built.html, encoding="utf-8")
         (staging / "index.txt").write_text(built.text, encoding="utf-8")
         (staging / "index.mjml").write_text(built.mjml, encoding="utf-8")
         (staging / "preview.html").write_text(preview_html, encoding="utf-8")
         for asset in built.assets:
             if asset.file and asset.dest:
-                target = staging / asset.dest
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(asset.file, target)
-        _swap_into_place(staging, out)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise WriteError(f"cannot write the build into {out}: {exc}") from exc
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+                copy_file(asset.file, staging / asset.dest)
     return out
 
 

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
-from bs4 import BeautifulSoup
+from browser_measure import measure, needs_chromium
 
 from newsletter.build import build_issue, local_preview
 from newsletter.config import load_config
 from newsletter.issues import load_issue
 from newsletter.writer import write_build
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
-)
+pytestmark = needs_chromium
 
 MEASURE = """<script>
 window.addEventListener("load", () => {
@@ -37,32 +30,6 @@ window.addEventListener("load", () => {
   }));
 });
 </script>"""
-
-
-FRAME = """<!doctype html><body style="margin:0" data-measure=""><iframe src="{src}"
-width="{width}" height="900" style="border:0"></iframe><script>
-addEventListener("message", e => document.body.setAttribute("data-measure", e.data));
-</script></body>"""
-
-
-def measure(page: Path, width: int) -> dict[str, float]:
-    """Load `page` in a `width` px iframe in headless Chromium; read what MEASURE records.
-
-    An iframe, because headless Chromium will not make its window narrower than 500 px.
-    """
-    frame = page.with_name(f"frame-{width}.html")
-    frame.write_text(FRAME.format(src=page.name, width=width))
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--allow-file-access-from-files",
-             f"--user-data-dir={profile}", f"--window-size={width},900",
-             "--virtual-time-budget=5000", "--dump-dom", frame.as_uri()],
-            capture_output=True, text=True, timeout=60, check=True,
-        ).stdout  # fmt: skip
-    body = BeautifulSoup(dom, "html.parser").body
-    return json.loads(body["data-measure"])
 
 
 @pytest.fixture(scope="module")
