@@ -44,7 +44,7 @@ lint: $(VENV)/.installed-test
 # Regenerate the README's screenshots of the web pages (needs chromium).
 screenshots: $(VENV)/.installed-test browser
 	mkdir -p docs/screenshots
-	NEWSLETTER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_web_browser.py
+	NEWSLETTER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_web_browser.py tests/test_preview.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/build.py

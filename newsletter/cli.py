@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from . import __version__, cli_send, console
+from . import __version__, cli_archive, cli_check, cli_preview, cli_send, cli_serve, console
 from .build import build_issue, local_preview
 from .cli_common import ConfigOption, JsonOption, reports_errors
 from .cli_subscribers import subscribers_app
@@ -101,6 +101,11 @@ app.add_typer(subscribers_app, name="subscribers")
 app.command()(cli_send.send)
 app.command()(cli_send.status)
 app.command()(cli_send.unsubscribe)
+app.command()(cli_check.check)
+app.command()(cli_serve.serve)
+app.command()(cli_archive.archive)
+app.command()(cli_preview.preview)
+app.command()(cli_preview.screenshot)
 
 
 def _version(value: bool) -> None:
