@@ -29,13 +29,17 @@ test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check newsletter tests benchmarks
 	$(BIN)/python -m pytest -q
 
-# The browser tests use Debian's chromium; install it where we can, else they are skipped.
+# The browser tests use Debian's chromium and `check --spam` SpamAssassin: installed where we can
+# (root with apt-get), else those tests are skipped with the reason.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	command -v spamassassin >/dev/null 2>&1 || missing="$$missing spamassassin"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "Installing Debian's chromium for the browser tests..."; \
-	    apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium is not installed: the browser tests will be skipped (apt-get install chromium)"; fi; }
+	    echo "Installing Debian's$$missing for the browser and spam tests..."; \
+	    apt-get update -qq >/dev/null && apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "Not installed:$$missing; the tests that need them will be skipped"; fi; \
+	fi
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check newsletter tests benchmarks
