@@ -6,19 +6,15 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from .errors import ConfigError, Problem
-from .validation import Email, HeaderText, Rate, Text, WebUrl, problems_from
+from .validation import Email, HeaderText, Rate, StrictModel, Text, WebUrl, problems_from
 
 CONFIG_NAME = "newsletter.toml"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Sender(_Strict):
+class Sender(StrictModel):
     """Who the newsletter comes from."""
 
     name: HeaderText
@@ -26,7 +22,7 @@ class Sender(_Strict):
     reply_to: Email | None = None
 
 
-class Brand(_Strict):
+class Brand(StrictModel):
     """Colours of the email; each a CSS colour such as '#1d6f5f'."""
 
     accent: str = Field("#c2410c", pattern=r"^#[0-9a-fA-F]{6}$")
@@ -36,7 +32,7 @@ class Brand(_Strict):
     card: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$")
 
 
-class SmtpServer(_Strict):
+class SmtpServer(StrictModel):
     """One SMTP relay. Its password comes from the environment variable `password_env`."""
 
     name: str = "smtp"
@@ -50,7 +46,7 @@ class SmtpServer(_Strict):
     rate: Rate | None = None
 
 
-class Sending(_Strict):
+class Sending(StrictModel):
     """How `newsletter send` delivers."""
 
     transport: Literal["outbox", "smtp"] = "outbox"
@@ -62,7 +58,7 @@ class Sending(_Strict):
     unsubscribe_mailto: Email | None = None
 
 
-class Web(_Strict):
+class Web(StrictModel):
     """`newsletter serve`: limits of the sign-up and unsubscribe pages."""
 
     site: str = "site"
@@ -72,7 +68,7 @@ class Web(_Strict):
     max_body_bytes: int = Field(8192, ge=512)
 
 
-class Dkim(_Strict):
+class Dkim(StrictModel):
     """DKIM signing: the private key file lives outside the repository."""
 
     selector: Text
@@ -80,7 +76,7 @@ class Dkim(_Strict):
     domain: str | None = None
 
 
-class Config(_Strict):
+class Config(StrictModel):
     """The project's settings. `root` is the folder that holds newsletter.toml."""
 
     name: HeaderText

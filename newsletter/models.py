@@ -5,16 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from .validation import HeaderText, Text, WebUrl
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from .validation import HeaderText, StrictModel, Text, WebUrl
 
 
-class Image(_Strict):
+class Image(StrictModel):
     """An image: a URL or a file inside the issue folder. `alt` may be "" for decoration."""
 
     src: Text
@@ -23,14 +19,14 @@ class Image(_Strict):
     credit: str | None = None
 
 
-class CallToAction(_Strict):
+class CallToAction(StrictModel):
     """The lead story's button."""
 
     text: Text
     url: WebUrl
 
 
-class Lead(_Strict):
+class Lead(StrictModel):
     """The lead story's front matter; its body is the Markdown below the front matter."""
 
     title: Text
@@ -41,7 +37,7 @@ class Lead(_Strict):
     cta: CallToAction | None = None
 
 
-class Teaser(_Strict):
+class Teaser(StrictModel):
     """A teaser card pointing to another story."""
 
     label: Text
@@ -51,7 +47,7 @@ class Teaser(_Strict):
     image: Image | None = None
 
 
-class FrontMatter(_Strict):
+class FrontMatter(StrictModel):
     """Everything between the `---` lines of issue.md."""
 
     subject: HeaderText

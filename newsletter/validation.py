@@ -10,9 +10,15 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from .errors import Problem
+
+
+class StrictModel(BaseModel):
+    """Frozen, and an unknown (misspelt) field is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _web_url(value: str) -> str:
