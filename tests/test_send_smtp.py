@@ -134,7 +134,10 @@ def test_faults_everyone_deliverable_gets_exactly_one(
     assert len(tried) == 5 and len(dropped) == 5  # the faults happened (17 and 33 are hard)
     store = SubscriberStore.open(project / "newsletter.db")
     for address in hard:
-        assert store.get(address).status == Status.BOUNCED
+        bounced = store.get(address)
+        assert bounced.status == Status.BOUNCED
+        change = store.history(bounced.id)[-1]
+        assert change["source"] == "bounce" and "550" in change["reason"] and change["changed_at"]
     counts = Ledger(connect(project / "newsletter.db"), example.name).counts()
     assert counts == {"queued": 0, "sending": 0, "sent": 57, "deferred": 0, "failed": 3}
     assert "failed 3 (3 bounced)" in out
