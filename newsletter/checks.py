@@ -964,10 +964,12 @@ def spam_findings(report: SpamReport) -> list[Finding]:
 # --- the edge -------------------------------------------------------------------------------
 
 
-def load_config_for_check(path: Path | None) -> tuple[Config, list[Finding]]:
+def load_config_for_check(
+    path: Path | None, start: Path = Path(".")
+) -> tuple[Config, list[Finding]]:
     """The config; if only its postal address is missing, a stand-in and an error finding."""
     try:
-        return load_config(path), []
+        return load_config(path, start), []
     except ConfigError as exc:
         source = exc.problems[0].path
         if source is None or any(p.field != "postal_address" for p in exc.problems):

@@ -18,7 +18,7 @@ from . import __version__, cli_archive, cli_check, cli_preview, cli_send, cli_se
 from .build import build_issue, local_preview
 from .cli_common import ConfigOption, JsonOption, reports_errors
 from .cli_subscribers import subscribers_app
-from .config import Config, load_config
+from .config import load_config
 from .issues import load_issue
 from .scaffold import new_issue
 from .writer import write_build
@@ -29,10 +29,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-def _config(path: Path | None) -> Config:
-    return load_config(path)
 
 
 @app.command()
@@ -46,7 +42,7 @@ def new(
     config: ConfigOption = None,
 ) -> None:
     """Create issues/<date>-<slug>/issue.md, a commented template of every field."""
-    settings = _config(config)
+    settings = load_config(config)
     day = date.date() if date else dt.date.today()
     folder = new_issue(title, settings.root / "issues", settings.root, day)
     console.out.print(f"Created {folder / 'issue.md'}")
@@ -65,7 +61,7 @@ def build(
     config: ConfigOption = None,
 ) -> None:
     """Build an issue into index.html, index.txt, index.mjml and images/."""
-    settings = _config(config)
+    settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
     built = build_issue(issue, settings)
     target = write_build(built, out or settings.root / "build" / issue.slug, local_preview(built))

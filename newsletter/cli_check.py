@@ -51,7 +51,7 @@ def check(
     config: ConfigOption = None,
 ) -> None:
     """Check an issue before sending: errors (exit 1) and warnings, each with what to do."""
-    settings, config_findings = load_config_for_check(config)
+    settings, config_findings = load_config_for_check(config, issue_dir)
     report = run_check(issue_dir, settings, spam=spam, config_findings=config_findings)
     if json:
         console.print_json({"issue": str(issue_dir), **report.to_json()})

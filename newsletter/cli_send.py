@@ -214,7 +214,7 @@ def send(
     config: ConfigOption = None,
 ) -> None:
     """Send an issue to every active subscriber who has not had it yet."""
-    settings = load_config(config)
+    settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
     transport = transport or settings.sending.transport
     if transport not in ("outbox", "smtp"):
@@ -279,7 +279,7 @@ def send(
 @reports_errors
 def status(issue_dir: IssueArgument, json: JsonOption = False, config: ConfigOption = None) -> None:
     """Show the delivery ledger of an issue: counts per status and the problems."""
-    settings = load_config(config)
+    settings = load_config(config, start=issue_dir)
     slug = issue_dir.resolve().name if issue_dir.is_dir() else issue_dir.resolve().parent.name
     ledger = Ledger(connect(settings.path(settings.database)), slug)
     counts, problems = ledger.counts(), ledger.problems()

@@ -168,3 +168,15 @@ def test_build_warns_about_a_large_issue(
     assert result.exit_code == 0
     assert "Warning: the HTML is" in result.stderr and "Gmail" in result.stderr
     assert runner.invoke(app, ["build", str(folder), "--strict"]).exit_code == 1
+
+
+def test_config_is_found_from_the_issue_folder(
+    runner: CliRunner, example: Path, project: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = runner.invoke(app, ["build", str(example)])
+    assert result.exit_code == 0, result.stderr
+    assert (project / "build" / example.name / "index.html").is_file()
