@@ -430,3 +430,18 @@ def test_signing_key_file_is_created_private_and_ignored(
     assert load_key(key_file) == key  # reused, not regenerated
     monkeypatch.setenv("NEWSLETTER_SECRET", "from the environment")
     assert load_key(key_file) == b"from the environment"
+
+
+def test_lines_starting_with_a_dot_survive(project: Path) -> None:
+    from newsletter.config import SmtpServer
+    from newsletter.transports import SmtpTransport
+
+    sink = Sink()
+    data = b"Subject: dots\r\nTo: a@example.com\r\n\r\n.one\r\nmiddle\r\n..two\r\n.\r\nend\r\n"
+    with running_sink(sink) as port:
+        transport = SmtpTransport(SmtpServer(host="127.0.0.1", port=port, security="none"))
+        transport.open()
+        transport.send("from@example.com", "a@example.com", data, lambda: None)
+        transport.close()
+    [(_, received)] = sink.messages
+    assert received.endswith(b".one\r\nmiddle\r\n..two\r\n.\r\nend\r\n")
