@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Error, sync_playwright
+from playwright.sync_api import Browser, Error, Page, sync_playwright
 
 from .errors import NewsletterError
 
@@ -62,22 +62,36 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
+def _at_widths(page_url: str, widths: Sequence[int]) -> Iterator[tuple[int, Page]]:
+    """`page_url` loaded in one viewport per width, in turn."""
+    with chromium() as browser:
+        for width in widths:
+            page = browser.new_page(viewport={"width": width, "height": 800})
+            try:
+                page.goto(page_url, wait_until="load")
+                yield width, page
+            except Error as exc:
+                raise BrowserError(f"cannot render {page_url}: {exc.message}") from None
+            finally:
+                page.close()
+
+
 def screenshots(
     page_url: str, out_dir: Path, name: str, widths: Sequence[int] = WIDTHS
 ) -> list[Path]:
     """Full-page PNGs of `page_url`, one per width, as `out_dir/<name>-<width>.png`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    with chromium() as browser:
-        for width in widths:
-            page = browser.new_page(viewport={"width": width, "height": 800})
-            try:
-                page.goto(page_url, wait_until="load")
-                path = out_dir / f"{name}-{width}.png"
-                page.screenshot(path=str(path), full_page=True)
-            except Error as exc:
-                raise BrowserError(f"cannot screenshot {page_url}: {exc.message}") from None
-            finally:
-                page.close()
-            paths.append(path)
+    for width, page in _at_widths(page_url, widths):
+        path = out_dir / f"{name}-{width}.png"
+        page.screenshot(path=str(path), full_page=True)
+        paths.append(path)
     return paths
+
+
+def content_widths(page_url: str, widths: Sequence[int] = WIDTHS) -> dict[int, int]:
+    """How wide the page's content is at each viewport width (wider: it scrolls sideways)."""
+    return {
+        width: int(page.evaluate("document.documentElement.scrollWidth"))
+        for width, page in _at_widths(page_url, widths)
+    }

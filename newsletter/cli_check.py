@@ -48,11 +48,19 @@ def check(
             "--spam", help="Also score a sample copy with SpamAssassin (local tests, no network)."
         ),
     ] = False,
+    render: Annotated[
+        bool,
+        typer.Option(
+            "--render", help="Also render it in headless Chromium and check it fits 375/650 px."
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Check an issue before sending: errors (exit 1) and warnings, each with what to do."""
     settings, config_findings = load_config_for_check(config, issue_dir)
-    report = run_check(issue_dir, settings, spam=spam, config_findings=config_findings)
+    report = run_check(
+        issue_dir, settings, spam=spam, render=render, config_findings=config_findings
+    )
     if json:
         console.print_json({"issue": str(issue_dir), **report.to_json()})
     else:

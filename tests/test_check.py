@@ -13,6 +13,7 @@ from conftest import REPO
 from PIL import Image
 from typer.testing import CliRunner
 
+from newsletter.browser import find_chromium
 from newsletter.build import build_issue
 from newsletter.checks import (
     CheckReport,
@@ -25,6 +26,7 @@ from newsletter.checks import (
 from newsletter.cli import app
 from newsletter.config import load_config
 from newsletter.issues import load_issue
+from newsletter.templates import default_templates
 
 WriteIssue = Callable[..., Path]
 Template = Callable[[str, str], None]
@@ -664,3 +666,29 @@ def test_spamassassin_scores_the_example(example: Path) -> None:
     assert spam.score is not None and spam.threshold is not None and spam.score < spam.threshold
     assert "HTML_MESSAGE" in [rule.name for rule in spam.rules]
     assert report.counts["errors"] == 0
+
+
+@pytest.mark.skipif(
+    find_chromium() is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+def test_render_finds_an_email_too_wide_for_phones(
+    runner: CliRunner, example: Path, project: Path
+) -> None:
+    fine = runner.invoke(app, ["check", str(example), "--render", "--json"])
+    assert fine.exit_code == 0, fine.stderr
+    assert "layout-overflow" not in fine.stdout
+    own = project / "templates"
+    own.mkdir()
+    footer = (default_templates() / "footer.mjml.j2").read_text()
+    wide = (
+        '<mj-raw><table role="presentation" style="width:900px"><tr><td>x</td></tr></table>'
+        "</mj-raw>"
+    )
+    (own / "footer.mjml.j2").write_text(footer.replace("</mj-section>", "</mj-section>" + wide, 1))
+    result = runner.invoke(app, ["check", str(example), "--render", "--json"])
+    assert result.exit_code == 1
+    found = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "layout-overflow"]
+    assert [f["message"].split(" the email")[0] for f in found] == [
+        "at 375 px wide",
+        "at 650 px wide",
+    ]

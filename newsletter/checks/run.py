@@ -31,6 +31,7 @@ from .email_html import (
     weight_findings,
 )
 from .findings import CheckReport, Finding, Level, error_finding
+from .layout import check_layout
 from .page import Locator, Page
 from .spam import check_spam, ratio_findings, spam_findings
 
@@ -150,6 +151,7 @@ def run_check(
     config: Config,
     *,
     spam: bool = False,
+    render: bool = False,
     config_findings: Sequence[Finding] = (),
 ) -> CheckReport:
     """Load, build and check an issue; UnreadableIssueError if issue.md cannot be read at all."""
@@ -169,6 +171,8 @@ def run_check(
         report.html_bytes = built.html_bytes
         report.text_bytes = len(built.text.encode("utf-8"))
         report.image_bytes = image_bytes(built)
+    if render and built is not None:
+        report.findings += check_layout(built)
     if spam:
         report.spam = check_spam(built, config)
         report.findings += spam_findings(report.spam)
