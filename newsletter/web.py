@@ -204,21 +204,35 @@ class WebApp:
             token=token, unsubscribed=True, just_now=True,
         )  # fmt: skip
 
-    async def resubscribe(self, request: Request) -> Response:
-        """POST from the unsubscribe page: undo it."""
-        token = request.path_params["token"]
+    async def _activate(
+        self, request: Request, email_of: Callable[[str], str], reason: str, title: str,
+        message: str,
+    ) -> Response:  # fmt: skip
+        """A form POST that makes the token's subscriber active again (CSRF-checked)."""
         form = await request.form()
         if not self.csrf_ok(request, form):
             return self.refuse(request, "The form expired; reload the page and try again.", 403)
         try:
-            store, subscriber = self._subscriber_of(token)
+            email = email_of(request.path_params["token"])
         except TokenError as exc:
             return self.refuse(request, str(exc.problems[0].message))
+        store = self.store()
+        subscriber = store.get(email)
         if subscriber is None:
             return self.refuse(request, "This address is no longer on the list.", 404)
-        store.set_status(subscriber.id, Status.ACTIVE, "resubscribed from the link", source="web")
-        text = f"{mask(subscriber.email)} will receive {self.config.name} again."
-        return self.page(request, "done.html.j2", title="Welcome back", text=text)
+        store.set_status(subscriber.id, Status.ACTIVE, reason, source="web")
+        text = message.format(address=mask(subscriber.email), name=self.config.name)
+        return self.page(request, "done.html.j2", title=title, text=text)
+
+    async def resubscribe(self, request: Request) -> Response:
+        """POST from the unsubscribe page: undo it."""
+        return await self._activate(
+            request,
+            lambda token: self.signer.verify("unsubscribe", token)[0],
+            "resubscribed from the link",
+            "Welcome back",
+            "{address} will receive {name} again.",
+        )
 
     # --- sign-up with double opt-in -------------------------------------------------------
 
@@ -273,21 +287,13 @@ class WebApp:
 
     async def confirm(self, request: Request) -> Response:
         """POST: the subscriber becomes active."""
-        token = request.path_params["token"]
-        form = await request.form()
-        if not self.csrf_ok(request, form):
-            return self.refuse(request, "The form expired; reload the page and try again.", 403)
-        try:
-            email = self._confirm_email(token)
-        except TokenError as exc:
-            return self.refuse(request, str(exc.problems[0].message))
-        store = self.store()
-        subscriber = store.get(email)
-        if subscriber is None:
-            return self.refuse(request, "This address is no longer on the list.", 404)
-        store.set_status(subscriber.id, Status.ACTIVE, "confirmed by email", source="web")
-        text = f"{mask(email)} will receive {self.config.name}. Thank you!"
-        return self.page(request, "done.html.j2", title="You're subscribed", text=text)
+        return await self._activate(
+            request,
+            self._confirm_email,
+            "confirmed by email",
+            "You're subscribed",
+            "{address} will receive {name}. Thank you!",
+        )
 
     async def healthz(self, request: Request) -> Response:
         """Liveness and the database's reachability."""
