@@ -133,6 +133,19 @@ class Recipient:
         return f"{self.first_name} {self.last_name}".strip()
 
 
+def copy_values(recipient: Recipient, token: str, base_url: str, web_url: str) -> dict[str, str]:
+    """The merge-tag values of one recipient's copy, its links carrying `token`."""
+    base = base_url.rstrip("/")
+    return {
+        "subscriber.first_name": recipient.first_name,
+        "subscriber.last_name": recipient.last_name,
+        "subscriber.email": recipient.email,
+        "unsubscribe_url": f"{base}/unsubscribe/{token}",
+        "preferences_url": f"{base}/preferences/{token}",
+        "web_url": web_url,
+    }
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """One copy, ready for a transport."""
@@ -191,14 +204,7 @@ class MessageFactory:
 
     def values(self, recipient: Recipient, token: str) -> dict[str, str]:
         """The merge-tag values of one copy, its links carrying `token`."""
-        return {
-            "subscriber.first_name": recipient.first_name,
-            "subscriber.last_name": recipient.last_name,
-            "subscriber.email": recipient.email,
-            "unsubscribe_url": f"{self._base}/unsubscribe/{token}",
-            "preferences_url": f"{self._base}/preferences/{token}",
-            "web_url": self._web_url,
-        }
+        return copy_values(recipient, token, self._base, self._web_url)
 
     def _now(self) -> str:
         second = int(time.time())

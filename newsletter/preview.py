@@ -35,7 +35,7 @@ from .config import CONFIG_NAME, Config, load_config
 from .errors import NewsletterError
 from .issues import load_issue
 from .mergetags import fill
-from .message import MessageFactory, Recipient
+from .message import Recipient, copy_values
 from .subscribers import Status, SubscriberStore
 from .templates import default_templates, make_environment, render
 from .tokens import Signer, load_key
@@ -50,6 +50,7 @@ class Snapshot:
     version: int = 0
     built: BuiltIssue | None = None
     config: Config | None = None
+    signer: Signer | None = None
     error: str | None = None
     findings: list[dict[str, str]] = field(default_factory=list)
 
@@ -74,9 +75,10 @@ class PreviewSession:
                  "fix": f.fix}
                 for f in report.findings
             ]  # fmt: skip
-            self.snapshot = Snapshot(version, built, config, None, findings)
+            signer = Signer(load_key(config.path(config.secret_file)))
+            self.snapshot = Snapshot(version, built, config, signer, None, findings)
         except NewsletterError as exc:
-            self.snapshot = Snapshot(version, None, self.snapshot.config, str(exc))
+            self.snapshot = Snapshot(version, None, self.snapshot.config, None, str(exc))
         return self.snapshot
 
     def watched(self) -> list[Path]:
@@ -115,12 +117,11 @@ class PreviewSession:
 
     def values(self, subscriber_id: int | None) -> dict[str, str]:
         """Merge-tag values for the chosen subscriber."""
-        built, config = self.snapshot.built, self.snapshot.config
-        assert built is not None and config is not None
-        signer = Signer(load_key(config.path(config.secret_file)))
+        snap = self.snapshot
+        assert snap.built is not None and snap.config is not None and snap.signer is not None
         recipient = self.recipient(subscriber_id)
-        factory = MessageFactory(built, config, signer)
-        return factory.values(recipient, signer.unsubscribe_token(recipient.email, built.slug))
+        token = snap.signer.unsubscribe_token(recipient.email, snap.built.slug)
+        return copy_values(recipient, token, snap.config.base_url, snap.built.web_url)
 
     def subject(self, subscriber_id: int | None) -> str:
         """The subject line as the chosen subscriber's inbox shows it."""
