@@ -74,7 +74,7 @@ from newsletter.mergetags import MergeTemplate
 from newsletter.message import MessageFactory, Recipient
 from newsletter.sender import Policy, SendReport, make_lanes, send_issue
 from newsletter.subscribers import ImportRow, SubscriberStore
-from newsletter.tokens import SECRET_ENV, Signer, load_key
+from newsletter.tokens import SECRET_ENV, Signer, signer_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SLUG = "2026-11-24-france-welcomes-chechen-refugees"
@@ -257,7 +257,7 @@ def measure_render(project: Path, count: int) -> tuple[list[Figure], MessageFact
     """Per-copy figures; also the factory and one rendered copy for the SMTP runs."""
     config = load_config(project / "newsletter.toml")
     built = build_issue(load_issue(project / "issues" / SLUG), config)
-    signer = Signer(load_key(config.path(config.secret_file)))
+    signer = signer_for(config)
     factory = MessageFactory(built, config, signer)
     rows = recipients(project, min(count, RENDER_COPIES))
     render = factory.render

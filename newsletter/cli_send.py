@@ -22,15 +22,11 @@ from .ledger import Ledger
 from .message import DkimKey, MessageFactory, Recipient
 from .sender import Lane, Policy, SendReport, make_lanes, send_issue
 from .subscribers import SubscriberStore, normalize_email
-from .tokens import Signer, load_key
+from .tokens import signer_for
 from .transports import DeliveryError
 from .validation import parse_rate
 
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
-
-
-def _signer(config: Config) -> Signer:
-    return Signer(load_key(config.path(config.secret_file)))
 
 
 def _dkim_key(config: Config) -> DkimKey | None:
@@ -226,7 +222,7 @@ def send(
     built = build_issue(issue, settings)
     for warning in built.warnings:
         console.warning(escape(warning))
-    signer = _signer(settings)
+    signer = signer_for(settings)
     envelope_from = settings.sender.address
     lanes = make_lanes(settings, transport, issue.slug, rate=per_second, connections=connections)
     store = _store(settings)
@@ -308,7 +304,7 @@ def unsubscribe(
     """Apply an unsubscribe link (as the web endpoint would)."""
     settings = load_config(config)
     token = token_or_url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-    email, issue = _signer(settings).verify("unsubscribe", token)
+    email, issue = signer_for(settings).verify("unsubscribe", token)
     store = _store(settings)
     if store.get(email) is None:
         raise InputError(Problem(f"{email} is not on the list (any more)"))

@@ -10,7 +10,7 @@ import uvicorn
 from . import console
 from .cli_common import ConfigOption, reports_errors
 from .config import load_config
-from .tokens import Signer, load_key
+from .tokens import signer_for
 from .web import create_app
 
 
@@ -22,7 +22,7 @@ def serve(
 ) -> None:
     """Serve sign-up (double opt-in), one-click unsubscribe and the archive over HTTP."""
     settings = load_config(config)
-    app = create_app(settings, Signer(load_key(settings.path(settings.secret_file))))
+    app = create_app(settings, signer_for(settings))
     console.err.print(f"Serving {settings.name} on http://{host}:{port}/ (Ctrl-C to stop)")
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=True)

@@ -38,7 +38,7 @@ from .mergetags import fill
 from .message import Recipient, copy_values
 from .subscribers import Status, SubscriberStore
 from .templates import default_templates, make_environment, render
-from .tokens import Signer, load_key
+from .tokens import Signer, signer_for
 
 SAMPLE = Recipient("alex@example.com", "Alex", "Example")
 
@@ -75,7 +75,7 @@ class PreviewSession:
                  "fix": f.fix}
                 for f in report.findings
             ]  # fmt: skip
-            signer = Signer(load_key(config.path(config.secret_file)))
+            signer = signer_for(config)
             self.snapshot = Snapshot(version, built, config, signer, None, findings)
         except NewsletterError as exc:
             self.snapshot = Snapshot(version, None, self.snapshot.config, None, str(exc))

@@ -16,6 +16,7 @@ import os
 import secrets
 from pathlib import Path
 
+from .config import Config
 from .errors import InputError, Problem
 
 SECRET_ENV = "NEWSLETTER_SECRET"
@@ -48,6 +49,11 @@ def load_key(key_file: Path) -> bytes:
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             handle.write(secrets.token_hex(32) + "\n")
     return key_file.read_text(encoding="ascii").strip().encode("ascii")
+
+
+def signer_for(config: Config) -> Signer:
+    """The project's signer: its key from the environment or the configured key file."""
+    return Signer(load_key(config.path(config.secret_file)))
 
 
 class Signer:

@@ -42,7 +42,7 @@ from .notices import confirmation_email
 from .sender import make_lanes
 from .subscribers import ImportRow, Status, SubscriberError, SubscriberStore, normalize_email
 from .templates import make_environment, render
-from .tokens import Signer, TokenError, load_key
+from .tokens import Signer, TokenError, signer_for
 from .validation import parse_rate
 
 CSRF_COOKIE = "nl_csrf"
@@ -338,7 +338,7 @@ def app_from_environment() -> Starlette:
     the newsletter.toml found from the working directory (or $NEWSLETTER_CONFIG)."""
     config_path = os.environ.get("NEWSLETTER_CONFIG")
     config = load_config(Path(config_path) if config_path else None)
-    return create_app(config, Signer(load_key(config.path(config.secret_file))))
+    return create_app(config, signer_for(config))
 
 
 def create_app(
