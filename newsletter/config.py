@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from .errors import ConfigError, Problem
-from .validation import Email, HeaderText, Rate, StrictModel, Text, WebUrl, problems_from
+from newsletter.errors import ConfigError, Problem
+from newsletter.validation import Email, HeaderText, Rate, StrictModel, Text, WebUrl, problems_from
 
 CONFIG_NAME = "newsletter.toml"
 

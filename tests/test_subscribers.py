@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
-from newsletter.csvfiles import read_subscriber_csv, write_subscriber_csv
-from newsletter.subscribers import (
+from newsletter.deliver import db
+from newsletter.deliver.csvfiles import read_subscriber_csv, write_subscriber_csv
+from newsletter.deliver.subscribers import (
     ImportRow,
     Status,
     SubscriberError,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from newsletter.cli import app
-from newsletter.subscribers import Status, SubscriberStore
+from newsletter.cli.app import app
+from newsletter.deliver.subscribers import Status, SubscriberStore
 
 
 def run(runner: CliRunner, *args: str, code: int = 0) -> Result:
