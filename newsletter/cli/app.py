@@ -121,8 +121,12 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback behind any error.")
+    ] = False,
 ) -> None:
     """Build newsletter issues into responsive HTML email and send them."""
+    console.debug = debug or console.debug
 
 
 def main() -> None:
@@ -130,6 +134,7 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # a bug of ours: say so in one line, never a traceback
+        console.traceback()
         console.error(f"unexpected {type(exc).__name__}: {escape(str(exc))}")
         console.err.print("This is a bug in newsletter; please report it with the command you ran.")
         raise SystemExit(1) from None
