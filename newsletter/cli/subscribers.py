@@ -16,8 +16,9 @@ from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.config import load_config
 from newsletter.deliver.csvfiles import read_subscriber_csv, write_subscriber_csv
+from newsletter.deliver.services import FORMATS
 from newsletter.deliver.subscribers import Status, SubscriberError, SubscriberStore
-from newsletter.errors import Problem
+from newsletter.errors import InputError, Problem
 
 subscribers_app = typer.Typer(
     help="Manage the subscriber list: import a CSV, add, remove, unsubscribe, list, export.",
@@ -42,18 +43,36 @@ def _store(config: Path | None) -> SubscriberStore:
 @reports_errors
 def import_(
     file: Annotated[Path, typer.Argument(help="A CSV file with an email column.")],
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"The export's format: {', '.join(FORMATS)} (default: recognised).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what the import would do; change nothing.")
+    ] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Add the people in a CSV file, update the ones already here; never revive opt-outs.
 
-    Columns: email (required), first_name, last_name, tags (separated by ',' or '|'), status;
-    any other column is kept as an attribute. Bad rows are reported with their line and
-    skipped; the rest is imported in one transaction.
+    Reads the exports of Mailchimp (subscribed, unsubscribed and cleaned files, in any
+    order), Substack, Buttondown and listmonk, recognised by their header, and our own CSV:
+    email (required), first_name, last_name, tags (separated by ',' or '|'), status; any
+    other column is kept as an attribute. Whoever unsubscribed or bounced there arrives
+    unsubscribed or bounced here. Bad rows are reported with their line and skipped; the
+    rest is imported in one transaction.
     """
-    rows, problems = read_subscriber_csv(file)
+    if format is not None and format not in FORMATS:
+        known = ", ".join(FORMATS)
+        raise InputError(
+            Problem(f"unknown format '{format}'; use one of {known}", field="--format")
+        )
+    rows, problems, kind = read_subscriber_csv(file, format)
     with _store(config) as store:
-        report = store.import_rows(rows, source=f"import:{file.name}")
+        report = store.import_rows(rows, source=f"import:{file.name}", dry_run=dry_run)
     skipped = report.skipped + len(problems)  # each bad row in the file is one problem
     problems = sorted(
         [*problems, *(replace(p, path=file) for p in report.problems)],
@@ -62,16 +81,27 @@ def import_(
     if as_json:
         console.print_json(
             {
+                "format": kind,
+                "dry_run": dry_run,
                 "imported": report.imported,
                 "updated": report.updated,
                 "skipped": skipped,
+                "statuses": dict(sorted(report.statuses.items())),
                 "problems": [{"line": p.line, "message": p.message} for p in problems],
             }
         )
         return
     for problem in problems:
         console.warning(escape(str(problem)))
-    console.out.print(f"Imported {report.imported}, updated {report.updated}, skipped {skipped}.")
+    verb = "Would import" if dry_run else "Imported"
+    console.out.print(f"{verb} {report.imported}, updated {report.updated}, skipped {skipped}.")
+    if kind != "generic":
+        console.out.print(f"Read as a {kind} export.")
+    if report.statuses:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
+        console.out.print(f"By status: {counts}")
+    if dry_run:
+        console.out.print("Dry run: nothing was changed.")
 
 
 @subscribers_app.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -78,6 +79,7 @@ class ImportRow:
 
     `status` is the status the source says they have: an opted-out status is recorded (and
     overrides an active one), so re-importing an export never revives anybody.
+    `status_reason` and `status_at` say why and when, as the source knew it.
     """
 
     line: int
@@ -87,6 +89,8 @@ class ImportRow:
     tags: tuple[str, ...] = ()
     attributes: dict[str, str] = field(default_factory=dict)
     status: Status = Status.ACTIVE
+    status_reason: str = ""
+    status_at: str | None = None
 
     def validated(self) -> ImportRow:
         """This row with its address normalised and its names and tags checked and stripped."""
@@ -109,6 +113,8 @@ class ImportReport:
     updated: int = 0
     skipped: int = 0
     problems: list[Problem] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    dry_run: bool = False
 
 
 def normalize_email(value: str) -> str:
@@ -146,6 +152,7 @@ class _Refused(SubscriberError):
         how = _OPTED_OUT_HOW[status]
         super().__init__(Problem(f"{email} {how} on {changed_at[:10]}: not resubscribed"))
         self.subscriber_id = subscriber_id
+        self.status = status
 
 
 _SELECT = """
@@ -209,14 +216,15 @@ class SubscriberStore:
         self.conn.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, commit: bool = True) -> Iterator[None]:
+        """One write transaction; `commit=False` rolls it back at the end (a dry run)."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        self.conn.execute("COMMIT" if commit else "ROLLBACK")
 
     def add(
         self,
@@ -331,25 +339,29 @@ class SubscriberStore:
         query = f"SELECT count(*) FROM subscribers s{where}"
         return int(self.conn.execute(query, params).fetchone()[0])
 
-    def import_rows(self, rows: Iterable[ImportRow], *, source: str = "import") -> ImportReport:
+    def import_rows(
+        self, rows: Iterable[ImportRow], *, source: str = "import", dry_run: bool = False
+    ) -> ImportReport:
         """Add or update every row in one transaction: all of them or, on an error, none.
 
-        New addresses are added (active, or with the opted-out status the row gives); active
-        and pending ones are updated (non-empty names win, tags and attributes merged, an
-        opted-out status applied). People who opted out are left alone: a row that would make
-        them active is skipped with a problem. An address repeated in `rows` (ignoring case)
-        is merged into the first and counted once. Invalid rows are skipped with a problem.
+        New addresses are added (active, or with the opted-out status the row gives, at the
+        time and with the reason the source gave); active and pending ones are updated
+        (non-empty names win, tags and attributes merged, an opted-out status applied). People
+        who opted out are left alone: a row that would make them active is skipped with a
+        problem. An address repeated in `rows` (ignoring case) is merged into the first and
+        counted once. Invalid rows are skipped with a problem. `dry_run` does all of it and
+        then rolls it back, so the report says what an import would do.
         """
-        report = ImportReport()
+        report = ImportReport(dry_run=dry_run)
         seen: set[int] = set()
         now = db.now()
-        with self._transaction():
+        with self._transaction(commit=not dry_run):
             for row in rows:
                 try:
                     row = row.validated()
-                    outcome, subscriber_id = self._upsert(row, now, source)
+                    outcome, subscriber_id, status = self._upsert(row, now, source)
                 except _Refused as exc:
-                    outcome, subscriber_id = "refused", exc.subscriber_id
+                    outcome, subscriber_id, status = "refused", exc.subscriber_id, exc.status
                     if subscriber_id not in seen:
                         report.problems.extend(replace(p, line=row.line) for p in exc.problems)
                 except SubscriberError as exc:
@@ -359,6 +371,7 @@ class SubscriberStore:
                 if subscriber_id in seen:
                     continue
                 seen.add(subscriber_id)
+                report.statuses[Status(status).value] += 1
                 if outcome == "added":
                     report.imported += 1
                 elif outcome == "updated":
@@ -367,8 +380,9 @@ class SubscriberStore:
                     report.skipped += 1
         return report
 
-    def _upsert(self, row: ImportRow, now: str, source: str) -> tuple[str, int]:
-        """Apply one validated row: ('added' | 'updated' | 'kept', id). Call in a transaction.
+    def _upsert(self, row: ImportRow, now: str, source: str) -> tuple[str, int, Status]:
+        """Apply one validated row: ('added' | 'updated' | 'kept', id, the status it ends
+        with). Call in a transaction.
 
         Raises _Refused, having written nothing, for an opted-out person the row would make
         active again.
@@ -378,28 +392,30 @@ class SubscriberStore:
             " FROM subscribers WHERE email = ?",
             (row.email,),
         ).fetchone()
+        changed_at = row.status_at or now
         if old is None:
             subscriber_id = self.conn.execute(
                 "INSERT INTO subscribers (email, first_name, last_name, attributes, status,"
-                " status_changed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " status_reason, status_changed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.email,
                     row.first_name,
                     row.last_name,
                     json.dumps(row.attributes, ensure_ascii=False, sort_keys=True),
                     row.status.value,
-                    now,
+                    row.status_reason,
+                    changed_at,
                     now,
                 ),
             ).lastrowid
             assert subscriber_id is not None
-            self._history(subscriber_id, row.status, "", source, now)
+            self._history(subscriber_id, row.status, row.status_reason, source, changed_at)
             self._add_tags(subscriber_id, row.tags)
-            return "added", subscriber_id
+            return "added", subscriber_id, row.status
         subscriber_id = old["id"]
         if old["status"] in OPTED_OUT:
             if row.status in OPTED_OUT:
-                return "kept", subscriber_id
+                return "kept", subscriber_id, Status(old["status"])
             raise _Refused(subscriber_id, row.email, old["status"], old["status_changed_at"])
         attributes = json.loads(old["attributes"])
         attributes.update({key: value for key, value in row.attributes.items() if value})
@@ -414,8 +430,9 @@ class SubscriberStore:
         )
         self._add_tags(subscriber_id, row.tags)
         if row.status in OPTED_OUT:
-            self._record_status(subscriber_id, row.status, "", source, now)
-        return "updated", subscriber_id
+            self._record_status(subscriber_id, row.status, row.status_reason, source, changed_at)
+            return "updated", subscriber_id, row.status
+        return "updated", subscriber_id, Status(old["status"])
 
     def _add_tags(self, subscriber_id: int, tags: Iterable[str]) -> None:
         self.conn.executemany(
