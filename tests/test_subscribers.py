@@ -147,8 +147,8 @@ def test_remove_erases_the_person_and_their_records(store: SubscriberStore) -> N
         "INSERT INTO deliveries (issue, subscriber_id, updated_at) VALUES ('i1', ?, ?)",
         (ann.id, db.now()),
     )
-    assert store.remove("ANN@example.com")
-    assert not store.remove("ann@example.com")
+    assert store.erase("ANN@example.com") is not None
+    assert store.erase("ann@example.com") is None
     for table in ("subscribers", "subscriber_tags", "status_changes", "deliveries"):
         assert store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
 

@@ -126,7 +126,7 @@ def test_remove_and_unsubscribe_of_unknown_address_exit_2(runner: CliRunner, pro
 
 def test_remove_erases(runner: CliRunner, project: Path) -> None:
     run(runner, "add", "ann@example.com")
-    assert run(runner, "remove", "ANN@example.com").stdout.startswith("Removed ANN@example.com")
+    assert run(runner, "remove", "ANN@example.com").stdout.startswith("Erased ANN@example.com")
     with stored(project) as store:
         assert store.count() == 0
 

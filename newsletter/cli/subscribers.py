@@ -124,12 +124,93 @@ def add(
 
 @subscribers_app.command()
 @reports_errors
-def remove(email: EmailArgument, config: ConfigOption = None) -> None:
-    """Erase a subscriber and everything recorded about them (their history, deliveries)."""
+def erase(
+    email: EmailArgument,
+    reason: Annotated[str, typer.Option(help="Why (logged, without the address).")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Erase a person and everything held about them; a keyed hash keeps them off the list."""
     with _store(config) as store:
-        if not store.remove(email):
+        if store.erase(email, source="cli", reason=reason) is None:
             raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
-    console.out.print(f"Removed {escape(email)} and everything recorded about them.")
+    console.out.print(
+        f"Erased {escape(email)} and everything recorded about them; no import can add the "
+        "address back (a new sign-up with double opt-in can)."
+    )
+
+
+subscribers_app.command("remove", help="Same as erase.")(erase)
+
+
+@subscribers_app.command()
+@reports_errors
+def show(email: EmailArgument, as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """Everything held about one person: fields, tags, attributes, history, deliveries."""
+    with _store(config) as store:
+        person = store.person(email)
+    if person is None:
+        raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
+    if as_json:
+        console.print_json(person)
+        return
+    for key in ("email", "first_name", "last_name", "status", "status_reason", "created_at"):
+        console.out.print(f"{key}: {escape(str(person[key]))}")
+    console.out.print(f"tags: {escape(', '.join(person['tags'])) or '-'}")
+    for name, value in sorted(person["attributes"].items()):
+        console.out.print(f"attribute {escape(name)}: {escape(value)}")
+    table = Table("when", "status", "source", "reason")
+    for change in person["history"]:
+        table.add_row(change["changed_at"], change["status"], escape(change["source"]),
+                      escape(change["reason"]))  # fmt: skip
+    console.out.print(table)
+    deliveries = Table("issue", "delivery", "attempts", "when")
+    for row in person["deliveries"]:
+        deliveries.add_row(escape(row["issue"]), row["status"], str(row["attempts"]),
+                           row["updated_at"])  # fmt: skip
+    console.out.print(deliveries)
+
+
+TagsOption = Annotated[list[str], typer.Option("--tag", "-t", help="A tag (repeat for several).")]
+
+
+@subscribers_app.command()
+@reports_errors
+def tag(emails: Annotated[list[str], typer.Argument(help="Addresses.")], tags: TagsOption,
+        config: ConfigOption = None) -> None:  # fmt: skip
+    """Add tags to subscribers."""
+    with _store(config) as store:
+        for email in emails:
+            store.tag(email, tags)
+    console.out.print(f"Tagged {len(emails)} with {escape(', '.join(tags))}.")
+
+
+@subscribers_app.command()
+@reports_errors
+def untag(emails: Annotated[list[str], typer.Argument(help="Addresses.")], tags: TagsOption,
+          config: ConfigOption = None) -> None:  # fmt: skip
+    """Take tags off subscribers."""
+    with _store(config) as store:
+        for email in emails:
+            store.untag(email, tags)
+    console.out.print(f"Untagged {len(emails)}: {escape(', '.join(tags))}.")
+
+
+@subscribers_app.command()
+@reports_errors
+def tags(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """Every tag with how many subscribers have it (active, and in all)."""
+    with _store(config) as store:
+        counts = store.tag_counts()
+    if as_json:
+        console.print_json(counts)
+        return
+    if not counts:
+        console.out.print("No tags yet.")
+        return
+    table = Table("tag", "active", "all")
+    for name, per_status in counts.items():
+        table.add_row(escape(name), str(per_status.get("active", 0)), str(sum(per_status.values())))
+    console.out.print(table)
 
 
 @subscribers_app.command()

@@ -13,7 +13,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +21,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter.deliver import db
+from newsletter.deliver import db, suppression
 from newsletter.errors import InputError, Problem
 from newsletter.validation import unsafe_for_header
 
@@ -155,6 +155,19 @@ class _Refused(SubscriberError):
         self.status = status
 
 
+class _Suppressed(SubscriberError):
+    """Someone erased from the list would be added back by an import or `add`."""
+
+    def __init__(self, email: str, status: Status) -> None:
+        how = _OPTED_OUT_HOW.get(status, "asked to be erased")
+        super().__init__(
+            Problem(
+                f"{email} {how} and was erased: not added back "
+                "(signing up again with double opt-in is the way back)"
+            )
+        )
+
+
 _SELECT = """
     SELECT s.*, (SELECT group_concat(tag, char(31)) FROM subscriber_tags
                  WHERE subscriber_id = s.id) AS tag_list
@@ -263,13 +276,75 @@ class SubscriberStore:
         row = self.conn.execute(f"{_SELECT} WHERE s.id = ?", (subscriber_id,)).fetchone()
         return _subscriber(row) if row else None
 
-    def remove(self, email: str) -> bool:
-        """Erase the subscriber with this address, their tags, history and deliveries."""
+    def erase(self, email: str, *, source: str = "cli", reason: str = "") -> Subscriber | None:
+        """Erase the subscriber with this address: their fields, tags, history and deliveries.
+
+        A keyed hash of the address stays on the suppression list, so no import or `add`
+        brings them back (only a new double opt-in does), and the erasure is logged without
+        the address. Returns what was erased, or None if the address is not on the list.
+        """
         subscriber = self.get(email)
         if subscriber is None:
-            return False
-        self.conn.execute("DELETE FROM subscribers WHERE id = ?", (subscriber.id,))
-        return True
+            return None
+        with self._transaction():
+            suppression.suppress(self.conn, subscriber.email, subscriber.status.value, reason)
+            self.conn.execute(
+                "INSERT INTO erasures (erased_at, status, source, reason) VALUES (?, ?, ?, ?)",
+                (db.now(), subscriber.status.value, source, reason),
+            )
+            self.conn.execute("DELETE FROM subscribers WHERE id = ?", (subscriber.id,))
+        return subscriber
+
+    def person(self, email: str) -> dict[str, Any] | None:
+        """Everything held about one person (for a data-access request), or None."""
+        subscriber = self.get(email)
+        if subscriber is None:
+            return None
+        deliveries = self.conn.execute(
+            "SELECT issue, status, attempts, last_reply, message_id, updated_at"
+            " FROM deliveries WHERE subscriber_id = ? ORDER BY updated_at, issue",
+            (subscriber.id,),
+        )
+        return {
+            **asdict(subscriber),
+            "history": self.history(subscriber.id),
+            "deliveries": [dict(row) for row in deliveries],
+        }
+
+    def tag(self, email: str, tags: Iterable[str]) -> Subscriber:
+        """Add tags to the subscriber with this address; SubscriberError if unknown."""
+        subscriber = self._known(email)
+        with self._transaction():
+            self._add_tags(subscriber.id, _clean_tags(tags))
+        return self._known(email)
+
+    def untag(self, email: str, tags: Iterable[str]) -> Subscriber:
+        """Take tags off the subscriber with this address (ignoring case)."""
+        subscriber = self._known(email)
+        with self._transaction():
+            self.conn.executemany(
+                "DELETE FROM subscriber_tags WHERE subscriber_id = ? AND tag = ?",
+                [(subscriber.id, tag) for tag in _clean_tags(tags)],
+            )
+        return self._known(email)
+
+    def tag_counts(self) -> dict[str, dict[str, int]]:
+        """Every tag with how many subscribers have it, per status."""
+        counts: dict[str, dict[str, int]] = {}
+        rows = self.conn.execute(
+            "SELECT t.tag, s.status, count(*) FROM subscriber_tags t"
+            " JOIN subscribers s ON s.id = t.subscriber_id GROUP BY t.tag, s.status"
+            " ORDER BY t.tag COLLATE NOCASE"
+        )
+        for tag, status, count in rows:
+            counts.setdefault(tag, {})[status] = count
+        return counts
+
+    def _known(self, email: str) -> Subscriber:
+        subscriber = self.get(email)
+        if subscriber is None:
+            raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
+        return subscriber
 
     def set_status(
         self, subscriber_id: int, status: Status, reason: str = "", *, source: str,
@@ -286,6 +361,11 @@ class SubscriberStore:
                 raise SubscriberError(Problem(f"no subscriber has id {subscriber_id}"))
             if row["status"] != status:
                 self._record_status(subscriber_id, status, reason, source, db.now(), issue)
+            if status == Status.ACTIVE:  # a confirmed sign-up is the one way back
+                email = self.conn.execute(
+                    "SELECT email FROM subscribers WHERE id = ?", (subscriber_id,)
+                ).fetchone()[0]
+                suppression.lift(self.conn, email)
         subscriber = self.get_by_id(subscriber_id)
         assert subscriber is not None
         return subscriber
@@ -393,6 +473,10 @@ class SubscriberStore:
             (row.email,),
         ).fetchone()
         changed_at = row.status_at or now
+        # A sign-up on the web (pending until confirmed by email) is the one way back.
+        suppressed = old is None and source != "web"
+        if suppressed and (left := suppression.suppressed(self.conn, row.email)):
+            raise _Suppressed(row.email, Status(left))
         if old is None:
             subscriber_id = self.conn.execute(
                 "INSERT INTO subscribers (email, first_name, last_name, attributes, status,"
