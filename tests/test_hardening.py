@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import resource
 import stat
+import struct
+import subprocess
+import sys
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import MINIMAL_FRONT
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
@@ -76,3 +83,103 @@ def test_database_file_is_created_private(tmp_path: Path) -> None:
     connect(path).execute("CREATE TABLE t (x)")
     for file in [path, *tmp_path.glob("data/newsletter.db-*")]:
         assert stat.S_IMODE(file.stat().st_mode) & 0o077 == 0, file
+
+
+# --- bounded input parsing --------------------------------------------------------------------
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+MEMORY_LIMIT = 1 << 30  # bytes of address space: the bomb unrolled would need many gigabytes
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def test_yaml_alias_bomb_is_refused_quickly_in_bounded_memory(
+    project: Path, write_issue: Callable[..., Path]
+) -> None:
+    folder = write_issue(BILLION_LAUGHS, body="")
+    assert len((folder / "issue.md").read_bytes()) < 400
+    timing = (
+        "import sys, time; from newsletter.compose.issues import load_issue\n"
+        "start = time.perf_counter()\n"
+        "try:\n    load_issue(__import__('pathlib').Path(sys.argv[1]))\n"
+        "except Exception as exc:\n    print(type(exc).__name__, time.perf_counter() - start)\n"
+    )
+    for command in (
+        [sys.executable, "-c", timing, str(folder)],
+        [sys.executable, "-m", "newsletter", "build", str(folder)],
+    ):
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, preexec_fn=_limit_memory
+        )
+        if "-c" in command:
+            kind, seconds = done.stdout.split()
+            assert kind == "UnreadableIssueError" and float(seconds) < 1.0, done.stderr
+        else:
+            assert done.returncode == 2, done.stderr
+            assert done.stderr.strip().splitlines() == [
+                f"Error: {folder / 'issue.md'}:3: YAML aliases (*name) are not allowed here; "
+                "write the value out"
+            ]
+
+
+def test_an_issue_file_over_the_size_limit_is_refused(
+    runner: CliRunner, project: Path, write_issue: Callable[..., Path]
+) -> None:
+    folder = write_issue(body="word " * 210_000)
+    result = runner.invoke(app, ["build", str(folder)])
+    assert result.exit_code == 2
+    assert "issue.md: is larger than 1 MB" in result.stderr
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims this size (Pillow reads only the header to measure it)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "says"),
+    [
+        (100_000, 100_000, "decompression bomb"),
+        (12_000, 10, "12,000 x 10 pixels"),
+        (9_000, 9_000, "9,000 x 9,000 pixels"),
+    ],
+)
+def test_absurd_image_dimensions_are_a_located_input_error(
+    runner: CliRunner, write_issue: Callable[..., Path], width: int, height: int, says: str
+) -> None:
+    front = MINIMAL_FRONT + '  image:\n    src: "images/big.png"\n    alt: "big"\n'
+    folder = write_issue(front)
+    (folder / "images" / "big.png").write_bytes(_png_header(width, height))
+    result = runner.invoke(app, ["build", str(folder)])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith(f"Error: {folder / 'issue.md'}:")
+    assert says in result.stderr and "lead.image" in result.stderr
+    assert "bug" not in result.stderr
+
+
+def test_too_many_teaser_cards_is_a_clear_error(
+    runner: CliRunner, write_issue: Callable[..., Path]
+) -> None:
+    card = '  - {label: "L", title: "T", summary: "S", url: "https://example.org/"}\n'
+    folder = write_issue(MINIMAL_FRONT + "teasers:\n" + card * 25)
+    result = runner.invoke(app, ["build", str(folder)])
+    assert result.exit_code == 2
+    assert "teasers: 25 teaser cards; an issue may have at most 20" in result.stderr
