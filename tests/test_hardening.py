@@ -11,12 +11,18 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import dkim
+import nacl.encoding
+import nacl.signing
 import pytest
 from conftest import MINIMAL_FRONT
+from smtp_sink import Sink, running_sink
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
 from newsletter.deliver.db import connect
+from newsletter.deliver.ledger import Ledger
+from newsletter.deliver.subscribers import SubscriberStore
 from newsletter.publish.writer import MARKER
 
 
@@ -183,3 +189,105 @@ def test_too_many_teaser_cards_is_a_clear_error(
     result = runner.invoke(app, ["build", str(folder)])
     assert result.exit_code == 2
     assert "teasers: 25 teaser cards; an issue may have at most 20" in result.stderr
+
+
+# --- configuration checked before anything is sent --------------------------------------------
+
+SMTP_RELAY = '\n[[smtp]]\nname = "sink"\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+
+
+def _with_dkim(project: Path, key: Path) -> None:
+    config = project / "newsletter.toml"
+    config.write_text(config.read_text() + f'\n[dkim]\nselector = "nl"\nkey_file = "{key}"\n')
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"-----BEGIN RSA PRIVATE KEY-----\nnot base64 at all\n-----END RSA PRIVATE KEY-----\n",
+         "is not a DKIM private key"),
+        (b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ user@host\n", "is not a DKIM private key"),
+        (None, "cannot read"),
+    ],
+)  # fmt: skip
+def test_a_broken_dkim_key_stops_send_and_check_before_anything_is_sent(
+    runner: CliRunner,
+    example: Path,
+    project: Path,
+    tmp_path: Path,
+    content: bytes | None,
+    says: str,
+) -> None:
+    SubscriberStore.open(project / "newsletter.db").add("reader@example.com")
+    key = tmp_path / "keys" / "dkim.key"  # outside the project
+    if content is not None:
+        key.parent.mkdir()
+        key.write_bytes(content)
+    _with_dkim(project, key)
+    sink = Sink()
+    with running_sink(sink) as port:
+        config = project / "newsletter.toml"
+        config.write_text(config.read_text() + SMTP_RELAY.format(port=port))
+        for command in (
+            ["send", str(example), "--yes", "--transport", "smtp"],
+            ["check", str(example)],
+        ):
+            result = runner.invoke(app, command)
+            assert result.exit_code == 2, result.output
+            assert result.stderr.count("\n") == 1, result.stderr
+            assert result.stderr.startswith("Error: dkim.key_file: ") and says in result.stderr
+    assert sink.count == 0
+    assert sum(Ledger(connect(project / "newsletter.db"), example.name).counts().values()) == 0
+
+
+def test_an_ed25519_dkim_key_signs(
+    runner: CliRunner, example: Path, project: Path, tmp_path: Path
+) -> None:
+    seed = nacl.signing.SigningKey.generate()
+    key = tmp_path / "ed25519.key"
+    key.write_bytes(seed.encode(nacl.encoding.Base64Encoder) + b"\n")
+    _with_dkim(project, key)
+    SubscriberStore.open(project / "newsletter.db").add("reader@example.com")
+    sink = Sink()
+    with running_sink(sink) as port:
+        config = project / "newsletter.toml"
+        config.write_text(config.read_text() + SMTP_RELAY.format(port=port))
+        result = runner.invoke(app, ["send", str(example), "--yes", "--transport", "smtp"])
+    assert result.exit_code == 0, result.stderr
+    public = seed.verify_key.encode(nacl.encoding.Base64Encoder)
+    [(_, data)] = sink.messages
+    assert b"a=ed25519-sha256" in data.split(b"\r\n\r\n")[0]
+    assert dkim.verify(data, dnsfunc=lambda name, timeout=5: b"v=DKIM1; k=ed25519; p=" + public)
+
+
+@pytest.mark.parametrize(
+    ("relay", "says"),
+    [
+        ('host = "smtp://mail.example.org"', "is not a host name"),
+        ('host = "mail.example.org:587"', "is not a host name"),
+        ('host = "mail.example.org"\nport = 70000', "smtp.0.port"),
+        ('host = "mail.example.org"\nsecurity = "ssl"', "smtp.0.security"),
+        ('host = "mail.example.org"\ntimeout = 0', "smtp.0.timeout"),
+        ('host = "mail.example.org"\nrate = "fast"', "is not a rate"),
+        ('host = "mail.example.org"\nusername = "me"\npassword_env = ""', "smtp.0.password_env"),
+        ('host = "mail.example.org"\nusername = "me"\npassword_env = "MY PASS"', "password_env"),
+        ('host = "a.example.org"\n[[smtp]]\nhost = "b.example.org"', "need different names"),
+    ],
+)
+def test_relay_settings_are_checked_when_the_config_loads(
+    runner: CliRunner, example: Path, project: Path, relay: str, says: str
+) -> None:
+    config = project / "newsletter.toml"
+    config.write_text(config.read_text() + f"\n[[smtp]]\n{relay}\n")
+    result = runner.invoke(app, ["status", str(example)])
+    assert result.exit_code == 2, result.output
+    assert says in result.stderr and "bug" not in result.stderr
+
+
+def test_smtp_transport_without_a_relay_is_a_config_error(
+    runner: CliRunner, example: Path, project: Path
+) -> None:
+    config = project / "newsletter.toml"
+    config.write_text(config.read_text() + '\n[sending]\ntransport = "smtp"\n')
+    result = runner.invoke(app, ["status", str(example)])
+    assert result.exit_code == 2 and "no relay is configured" in result.stderr

@@ -27,7 +27,7 @@ from slugify import slugify
 
 from newsletter.compose.build import BuiltIssue
 from newsletter.compose.mergetags import MergeTemplate
-from newsletter.config import Config
+from newsletter.config import Config, read_dkim_key
 from newsletter.deliver.addresses import ascii_domain, mailto
 from newsletter.deliver.headers import CRLF, address_header, header_line, named_header
 from newsletter.deliver.tokens import Signer
@@ -81,24 +81,35 @@ class _EncodedPart:
 
 @dataclass(frozen=True)
 class DkimKey:
-    """What DKIM signing needs: selector, signing domain and the PEM private key."""
+    """What DKIM signing needs: selector, signing domain, private key and its algorithm."""
 
     selector: str
     domain: str
     private_key: bytes
+    algorithm: bytes = b"rsa-sha256"
 
     _HEADERS = (
         b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
         b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type",
     )  # fmt: skip
 
+    @classmethod
+    def from_config(cls, config: Config) -> DkimKey | None:
+        """The configured key (read and checked by `read_dkim_key`), or None without [dkim]."""
+        key = read_dkim_key(config)
+        if config.dkim is None or key is None:
+            return None
+        domain = config.dkim.domain or config.sender_domain
+        return cls(config.dkim.selector, domain, *key)
+
     def sign(self, data: bytes) -> bytes:
-        """`data` with a DKIM-Signature header in front (relaxed/simple, rsa-sha256)."""
+        """`data` with a DKIM-Signature header in front (relaxed/simple canonicalisation)."""
         signature = dkim.sign(
             data,
             self.selector.encode(),
             ascii_domain(self.domain).encode(),
             self.private_key,
+            signature_algorithm=self.algorithm,
             include_headers=list(self._HEADERS),
         )
         return bytes(signature) + data
