@@ -26,6 +26,7 @@ from newsletter.deliver.notices import confirmation_email
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import signer_for
 from newsletter.deliver.transports import NO_SMTPUTF8, MaildirTransport, Unsendable
+from newsletter.web.app import outbox_mailer
 
 Configure = Callable[..., Path]
 
@@ -192,3 +193,23 @@ def test_no_header_line_exceeds_998_octets(project: Path, write_issue: Callable[
         assert message["Subject"] == subject.strip()
         assert to_header(data) == (recipient.name, recipient.email)
         assert message["List-Unsubscribe"].count("<") == 2
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_sign_up_confirmation_goes_through_the_relay(
+    project: Path, smtp_project: Configure, smtputf8: bool
+) -> None:
+    address = "δοκιμή@παράδειγμα.gr"
+    sink = Sink(smtputf8=smtputf8)
+    with running_sink(sink) as port:
+        config = load_config(smtp_project(port))
+        data = confirmation_email(config, address, "", "https://news.example.org/confirm/x")
+        if not smtputf8:
+            with pytest.raises(Unsendable, match=NO_SMTPUTF8):
+                outbox_mailer(config)(address, data)
+            assert sink.count == 0
+            return
+        outbox_mailer(config)(address, data)
+    [(rcpt, received)] = sink.messages
+    assert rcpt == "δοκιμή@xn--hxajbheg2az3al.gr" and sink.envelopes[0][1][0] == "SMTPUTF8"
+    assert unicode_address(parse(received)["To"].addresses[0].addr_spec) == address

@@ -25,11 +25,11 @@ class _Loader(yaml.SafeLoader):
     """YAML's safe loader without aliases: a few bytes of `&a [*a, *a]` nest into billions
     of nodes (the "billion laughs"), and front matter never needs them."""
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             raise _AliasRefused(problem="alias", problem_mark=mark)
-        return super().compose_node(parent, index)  # type: ignore[no-untyped-call, no-any-return]
+        return super().compose_node(parent, index)
 
 
 def _split(text: str, path: Path) -> tuple[str, str, int]:

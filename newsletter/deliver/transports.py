@@ -188,7 +188,8 @@ class SmtpTransport:
             return sender, recipient, ()
         if not smtp.has_extn("smtputf8"):
             raise Unsendable(NO_SMTPUTF8)
-        return sender, recipient, ("SMTPUTF8", "BODY=8BITMIME")
+        eight_bit = ("BODY=8BITMIME",) if smtp.has_extn("8bitmime") else ()
+        return sender, recipient, ("SMTPUTF8", *eight_bit)
 
     def send(
         self, sender: str, recipient: str, data: bytes, commit_point: Callable[[], None]
