@@ -110,6 +110,20 @@ def _dot_stuffed(data: bytes) -> bytes:
     return re.sub(rb"(?m)^\.", b"..", data)
 
 
+def _envelope(smtp: smtplib.SMTP, sender: str, recipient: str) -> tuple[str, str, tuple[str, ...]]:
+    """Sender, recipient and MAIL options: domains in IDNA, SMTPUTF8 where a local part needs
+    it (Unsendable when the relay does not offer it)."""
+    if sender.isascii() and recipient.isascii():
+        return sender, recipient, ()
+    sender, recipient = wire_address(sender), wire_address(recipient)
+    if not needs_smtputf8(sender, recipient):
+        return sender, recipient, ()
+    if not smtp.has_extn("smtputf8"):
+        raise Unsendable(NO_SMTPUTF8)
+    eight_bit = ("BODY=8BITMIME",) if smtp.has_extn("8bitmime") else ()
+    return sender, recipient, ("SMTPUTF8", *eight_bit)
+
+
 class SmtpTransport:
     """One SMTP connection to one relay, reused for many messages."""
 
@@ -176,21 +190,6 @@ class SmtpTransport:
             ) from None
         self._smtp = smtp
 
-    def _envelope(
-        self, smtp: smtplib.SMTP, sender: str, recipient: str
-    ) -> tuple[str, str, tuple[str, ...]]:
-        """Sender, recipient and MAIL options: domains in IDNA, SMTPUTF8 where a local part
-        needs it (Unsendable when the relay does not offer it)."""
-        if sender.isascii() and recipient.isascii():
-            return sender, recipient, ()
-        sender, recipient = wire_address(sender), wire_address(recipient)
-        if not needs_smtputf8(sender, recipient):
-            return sender, recipient, ()
-        if not smtp.has_extn("smtputf8"):
-            raise Unsendable(NO_SMTPUTF8)
-        eight_bit = ("BODY=8BITMIME",) if smtp.has_extn("8bitmime") else ()
-        return sender, recipient, ("SMTPUTF8", *eight_bit)
-
     def send(
         self, sender: str, recipient: str, data: bytes, commit_point: Callable[[], None]
     ) -> str:
@@ -198,7 +197,7 @@ class SmtpTransport:
         smtp = self._smtp
         if smtp is None:
             raise ConnectionLost("not connected")
-        sender, recipient, options = self._envelope(smtp, sender, recipient)
+        sender, recipient, options = _envelope(smtp, sender, recipient)
         try:
             for command, args, accepted in (
                 (smtp.mail, (sender, options), (250,)),
