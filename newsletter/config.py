@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, ValidationError
+import dkim.crypto
+import nacl.encoding
+import nacl.exceptions
+import nacl.signing
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
 from newsletter.errors import ConfigError, Problem
-from newsletter.validation import Email, HeaderText, Rate, StrictModel, Text, WebUrl, problems_from
+from newsletter.validation import (
+    Email,
+    HeaderText,
+    Rate,
+    StrictModel,
+    Text,
+    WebUrl,
+    problems_from,
+)
 
 CONFIG_NAME = "newsletter.toml"
 
@@ -32,16 +44,25 @@ class Brand(StrictModel):
     card: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$")
 
 
+def _host(value: str) -> str:
+    if "://" in value or value.count(":") == 1 or any(c.isspace() for c in value):
+        raise ValueError(
+            f"'{value}' is not a host name; write only the name (smtp.example.org), "
+            "with the port in port = ... and no scheme"
+        )
+    return value
+
+
 class SmtpServer(StrictModel):
     """One SMTP relay. Its password comes from the environment variable `password_env`."""
 
-    name: str = "smtp"
-    host: Text
+    name: Text = "smtp"
+    host: Annotated[Text, AfterValidator(_host)]
     port: int = Field(587, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None
-    password_env: str = "NEWSLETTER_SMTP_PASSWORD"
-    timeout: float = Field(30.0, gt=0)
+    username: Text | None = None
+    password_env: str = Field("NEWSLETTER_SMTP_PASSWORD", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout: float = Field(30.0, gt=0, le=3600)
     connections: int = Field(4, ge=1, le=64)
     rate: Rate | None = None
 
@@ -103,6 +124,18 @@ class Config(StrictModel):
     analytics: Analytics = Analytics()
     root: Path = Field(Path("."), exclude=True)
 
+    @model_validator(mode="after")
+    def _relays_fit(self) -> Self:
+        names = [server.name for server in self.smtp]
+        if len(set(names)) != len(names):
+            raise ValueError(f"[[smtp]] relays need different names; they are {names}")
+        if self.sending.transport == "smtp" and not self.smtp:
+            raise ValueError(
+                'sending.transport is "smtp" but no relay is configured; '
+                "add an [[smtp]] table or use the outbox"
+            )
+        return self
+
     def path(self, value: str) -> Path:
         """A path from the config, relative to the project root unless absolute."""
         return self.root / Path(value).expanduser()
@@ -154,11 +187,58 @@ def find_config(start: Path) -> Path:
     )
 
 
+def _dkim_problem(message: str) -> ConfigError:
+    return ConfigError(Problem(message, field="dkim.key_file"))
+
+
+def _dkim_algorithm(key: bytes, path: Path) -> bytes:
+    """The DKIM signing algorithm for this private key; ConfigError if it is neither an RSA
+    key in PEM (PKCS#1 or #8) nor an Ed25519 key as dkimpy takes it (its base64 seed)."""
+    try:
+        modulus = dkim.crypto.parse_pem_private_key(key)["modulus"]
+    except (dkim.crypto.UnparsableKeyError, ValueError, TypeError, IndexError, KeyError):
+        pass
+    else:
+        if modulus.bit_length() < 1024:
+            raise _dkim_problem(f"{path} is a {modulus.bit_length()}-bit RSA key; use 2048 bits")
+        return b"rsa-sha256"
+    try:
+        nacl.signing.SigningKey(key.strip(), encoder=nacl.encoding.Base64Encoder)
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):
+        raise _dkim_problem(
+            f"{path} is not a DKIM private key: use an unencrypted RSA key in PEM "
+            "(openssl genrsa 2048) or an Ed25519 key as dknewkey --ktype ed25519 writes it"
+        ) from None
+    return b"ed25519-sha256"
+
+
+def read_dkim_key(config: Config) -> tuple[bytes, bytes] | None:
+    """The configured DKIM private key and its algorithm (b"rsa-sha256" or b"ed25519-sha256"),
+    or None without [dkim]. ConfigError (one line) if the file is inside the project (it could
+    be committed), unreadable, or not an RSA or Ed25519 private key."""
+    if config.dkim is None:
+        return None
+    path = config.path(config.dkim.key_file).resolve()
+    if path.is_relative_to(config.root.resolve()):
+        raise _dkim_problem(
+            f"{path} is inside the project; keep the DKIM private key outside it "
+            "so it can never be committed"
+        )
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise _dkim_problem(f"cannot read {path}: {exc.strerror}") from None
+    return key, _dkim_algorithm(key, path)
+
+
 def load_config(path: Path | None = None, start: Path = Path(".")) -> Config:
-    """Read the config at `path`, or find it from `start` upwards."""
+    """Read the config at `path`, or find it from `start` upwards; a DKIM key is read and
+    checked too, so that a broken one stops every command before it does anything."""
     path = path or find_config(start)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(Problem(f"cannot read it: {exc.strerror}", path=path)) from None
-    return parse_config(text, path)
+    config = parse_config(text, path)
+    read_dkim_key(config)
+    return config

@@ -24,8 +24,14 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 @dataclass
 class Sink:
-    """Records accepted messages; `refuse(addr)` may return a reply to refuse a recipient."""
+    """Records accepted messages; `refuse(addr)` may return a reply to refuse a recipient.
 
+    `smtputf8` offers the SMTPUTF8 extension (RFC 6531); `envelopes` records each accepted
+    message's MAIL FROM address and options.
+    """
+
+    smtputf8: bool = True
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     refuse: Callable[[str], str | None] = lambda address: None
     drop_mid_data: Callable[[str], bool] = lambda address: False
     messages: list[tuple[str, bytes]] = field(default_factory=list)
@@ -42,6 +48,7 @@ class Sink:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self.lock:
+            self.envelopes.append((str(envelope.mail_from), list(envelope.mail_options)))
             for rcpt in envelope.rcpt_tos:
                 self.messages.append((rcpt, bytes(envelope.original_content or b"")))
         return "250 2.0.0 Queued"
@@ -77,7 +84,8 @@ class _DroppingSMTP(SMTP):
 
 class _Controller(Controller):
     def factory(self) -> SMTP:
-        return _DroppingSMTP(self.handler, data_size_limit=None, enable_SMTPUTF8=True)
+        smtputf8 = self.handler.smtputf8
+        return _DroppingSMTP(self.handler, data_size_limit=None, enable_SMTPUTF8=smtputf8)
 
 
 def free_port() -> int:

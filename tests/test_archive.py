@@ -25,6 +25,7 @@ from newsletter.config import load_config
 from newsletter.deliver.message import MessageFactory, Recipient
 from newsletter.deliver.tokens import Signer
 from newsletter.publish.archive import build_archive
+from newsletter.publish.writer import MARKER
 
 BASE = "https://news.example.org"
 NEWER = "2026-12-08-a-second-look"
@@ -87,7 +88,8 @@ def soup_of(path: Path) -> BeautifulSoup:
 
 
 def test_site_has_index_feed_and_a_page_with_its_images_per_issue(site: Path) -> None:
-    assert sorted(p.name for p in site.iterdir()) == sorted(["index.html", "feed.xml", *SLUGS])
+    expected = ["index.html", "feed.xml", MARKER, *SLUGS]
+    assert sorted(p.name for p in site.iterdir()) == sorted(expected)
     for slug in SLUGS:
         page = soup_of(site / slug / "index.html")
         sources = [img["src"] for img in page.find_all("img")]

@@ -27,6 +27,7 @@ from newsletter.cli.subscribers import subscribers_app
 from newsletter.compose.build import build_issue, local_preview
 from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
+from newsletter.publish.archive import project_folders
 from newsletter.publish.scaffold import new_issue
 from newsletter.publish.writer import write_build
 
@@ -71,7 +72,12 @@ def build(
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
     built = build_issue(issue, settings)
-    target = write_build(built, out or settings.root / "build" / issue.slug, local_preview(built))
+    target = write_build(
+        built,
+        out or settings.root / "build" / issue.slug,
+        local_preview(built),
+        [*project_folders(settings.root), issue_dir],
+    )
     files = {name: str(target / name) for name in ("index.html", "index.txt", "index.mjml")}
     files["preview.html"] = str(target / "preview.html")
     if json:

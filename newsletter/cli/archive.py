@@ -11,7 +11,12 @@ from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
-from newsletter.publish.archive import build_archive, find_issues, write_archive
+from newsletter.publish.archive import (
+    build_archive,
+    find_issues,
+    project_folders,
+    write_archive,
+)
 
 
 @reports_errors
@@ -27,7 +32,9 @@ def archive(
     settings = load_config(config)
     issues = [load_issue(folder) for folder in find_issues(settings.root)]
     built = build_archive(settings, issues)
-    site = write_archive(built, out or settings.path(settings.web.site))
+    site = write_archive(
+        built, out or settings.path(settings.web.site), project_folders(settings.root)
+    )
     count, index, feed = len(built.entries), site / "index.html", site / "feed.xml"
     if json:
         console.print_json(

@@ -23,32 +23,15 @@ from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send
 from newsletter.deliver.subscribers import SubscriberStore, normalize_email
 from newsletter.deliver.tokens import signer_for
 from newsletter.deliver.transports import DeliveryError
-from newsletter.errors import ConfigError, InputError, Problem
+from newsletter.errors import InputError, Problem
 from newsletter.validation import parse_rate
 
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
 
 
 def _dkim_key(config: Config) -> DkimKey | None:
-    """The DKIM key, if configured; it must live outside the project (never committed)."""
-    if config.dkim is None:
-        return None
-    path = config.path(config.dkim.key_file).resolve()
-    if path.is_relative_to(config.root.resolve()):
-        raise ConfigError(
-            Problem(
-                f"{path} is inside the project; keep the DKIM private key outside it "
-                "so it can never be committed",
-                field="dkim.key_file",
-            )
-        )
-    try:
-        key = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            Problem(f"cannot read {path}: {exc.strerror}", field="dkim.key_file")
-        ) from None
-    return DkimKey(config.dkim.selector, config.dkim.domain or config.sender_domain, key)
+    """The DKIM key, if configured (see `DkimKey.from_config`)."""
+    return DkimKey.from_config(config)
 
 
 def _store(config: Config) -> SubscriberStore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -11,6 +12,9 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from newsletter.errors import IssueError, Problem
+
+MAX_IMAGE_SIDE = 10_000  # pixels; an email is about 600 wide, a retina image twice that
+MAX_IMAGE_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,30 @@ def _local_file(folder: Path, ref: ImageRef, source: Path) -> Path:
     return file
 
 
+def _too_large(file: Path, ref: ImageRef, source: Path, size: str) -> IssueError:
+    return ref.error(
+        f"'{file.name}' is {size}; images may be at most {MAX_IMAGE_SIDE:,} pixels a side and "
+        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels: resize it (1200 pixels wide is plenty)",
+        source,
+    )
+
+
 def _measure(file: Path, ref: ImageRef, source: Path) -> tuple[int, int]:
+    """Width and height from the file's header; absurd sizes (decompression bombs) refused."""
     try:
-        with PILImage.open(file) as image:
-            return image.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(file) as image:
+                width, height = image.size
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
+        raise _too_large(file, ref, source, "a decompression bomb (too many pixels)") from None
     except (UnidentifiedImageError, OSError):
         raise ref.error(
             f"'{file.name}' is not an image Pillow can read; use PNG, JPEG or GIF", source
         ) from None
+    if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+        raise _too_large(file, ref, source, f"{width:,} x {height:,} pixels")
+    return width, height
 
 
 def resolve_images(

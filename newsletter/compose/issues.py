@@ -14,6 +14,22 @@ from newsletter.errors import IssueError, Problem, UnreadableIssueError
 from newsletter.validation import problems_from
 
 ISSUE_FILE = "issue.md"
+MAX_ISSUE_BYTES = 1_000_000  # an issue is read whole; a megabyte of Markdown is a book
+
+
+class _AliasRefused(yaml.MarkedYAMLError):
+    """The front matter uses an alias (`*name`)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader without aliases: a few bytes of `&a [*a, *a]` nest into billions
+    of nodes (the "billion laughs"), and front matter never needs them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise _AliasRefused(problem="alias", problem_mark=mark)
+        return super().compose_node(parent, index)
 
 
 def _split(text: str, path: Path) -> tuple[str, str, int]:
@@ -70,7 +86,12 @@ def parse_issue(text: str, source: Path) -> Issue:
     """Parse the text of an issue.md; raise IssueError naming every problem found."""
     head, body, body_line = _split(text, source)
     try:
-        data = yaml.safe_load(head) or {}
+        data = yaml.load(head, Loader=_Loader) or {}
+    except _AliasRefused as exc:
+        line = exc.problem_mark.line + 2 if exc.problem_mark else None
+        raise UnreadableIssueError(
+            Problem("YAML aliases (*name) are not allowed here; write the value out", source, line)
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else None
@@ -85,7 +106,7 @@ def parse_issue(text: str, source: Path) -> Issue:
     try:
         front = FrontMatter(**data)
     except ValidationError as exc:
-        lines = _node_lines(yaml.compose(head))
+        lines = _node_lines(yaml.compose(head, Loader=_Loader))
 
         def line_for(loc: tuple[str | int, ...]) -> int | None:
             while loc not in lines and loc:
@@ -93,7 +114,7 @@ def parse_issue(text: str, source: Path) -> Issue:
             return lines.get(loc, 0) + 1
 
         raise IssueError(*problems_from(exc, source, _known_fields, line_for)) from None
-    subject_line = _node_lines(yaml.compose(head)).get(("subject",), 0) + 1
+    subject_line = _node_lines(yaml.compose(head, Loader=_Loader)).get(("subject",), 0) + 1
     _check_merge_tags(front.subject, source, subject_line, "subject")
     _check_merge_tags(body, source, body_line, None)
     folder = source.parent
@@ -114,9 +135,21 @@ def load_issue(folder: Path) -> Issue:
         hint = "create it with 'newsletter new TITLE'" if not folder.exists() else "add it"
         raise UnreadableIssueError(Problem(f"no {ISSUE_FILE} here; {hint}", source))
     try:
-        text = source.read_text(encoding="utf-8")
+        too_large = source.stat().st_size > MAX_ISSUE_BYTES
+        if not too_large:
+            with source.open(encoding="utf-8") as file:
+                text = file.read(MAX_ISSUE_BYTES + 1)  # bounded, should the file grow meanwhile
+            too_large = len(text) > MAX_ISSUE_BYTES
     except (OSError, UnicodeDecodeError) as exc:
         raise UnreadableIssueError(
             Problem(f"cannot read it as UTF-8 text: {exc}", source)
         ) from None
+    if too_large:
+        raise UnreadableIssueError(
+            Problem(
+                f"is larger than {MAX_ISSUE_BYTES // 1_000_000} MB; an issue is one email, "
+                "so shorten it or split it into several issues",
+                source,
+            )
+        )
     return parse_issue(text, source)

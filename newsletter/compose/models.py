@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from newsletter.validation import HeaderText, StrictModel, Text, WebUrl
+
+MAX_TEASERS = 20
 
 
 class Image(StrictModel):
@@ -56,6 +58,17 @@ class FrontMatter(StrictModel):
     lead: Lead
     teasers: list[Teaser] = Field(default_factory=list)
     template: str = "issue.mjml.j2"
+
+    @field_validator("teasers", mode="before")
+    @classmethod
+    def _few_enough(cls, value: object) -> object:
+        """Checked before each card is validated, so a huge list costs nothing."""
+        if isinstance(value, list) and len(value) > MAX_TEASERS:
+            raise ValueError(
+                f"{len(value)} teaser cards; an issue may have at most {MAX_TEASERS}: "
+                "move some to the next issue"
+            )
+        return value
 
 
 class Issue(FrontMatter):

@@ -7,7 +7,9 @@ transaction, so an old database is brought up to date the first time a newer ver
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import sqlite3
 from pathlib import Path
 
@@ -123,14 +125,24 @@ def migrate(conn: sqlite3.Connection) -> None:
         conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
 
 
+def _create_private(path: Path) -> None:
+    """Create an empty file with mode 0600 if there is none: subscribers are personal data.
+
+    SQLite gives its -wal and -shm files the database file's permissions.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the database at `path`.
+    """Open (creating if needed, readable by its owner only) and migrate the database at `path`.
 
     WAL journal with synchronous=NORMAL: a commit survives the process being killed at any
     moment; autocommit mode, so each statement or explicit transaction is its own unit.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode = WAL")
@@ -139,4 +151,6 @@ def connect(path: Path) -> sqlite3.Connection:
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"{path}: cannot open the database: {exc}") from None
+    except OSError as exc:
+        raise DatabaseError(f"{path}: cannot create the database: {exc.strerror}") from None
     return conn

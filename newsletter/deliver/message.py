@@ -20,7 +20,6 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from email.header import Header
 from urllib.parse import quote
 
 import dkim
@@ -29,12 +28,12 @@ from slugify import slugify
 from newsletter.analytics.links import LinkSigner, add_open_pixel, track_links
 from newsletter.compose.build import BuiltIssue
 from newsletter.compose.mergetags import MergeTemplate
-from newsletter.config import Config
+from newsletter.config import Config, read_dkim_key
+from newsletter.deliver.addresses import ascii_domain, mailto
+from newsletter.deliver.headers import CRLF, address_header, header_line, named_header
 from newsletter.deliver.tokens import Signer
 from newsletter.errors import InputError, Problem
 from newsletter.validation import unsafe_for_header
-
-CRLF = b"\r\n"
 
 
 class HeaderInjectionError(InputError):
@@ -81,39 +80,37 @@ class _EncodedPart:
         return parts
 
 
-def _header(name: str, value: str) -> bytes:
-    """One header line, RFC 2047-encoded and folded when it is not short plain ASCII."""
-    line = f"{name}: {value}"
-    if value.isascii() and len(line) <= 78:
-        return line.encode("ascii") + CRLF
-    folded = Header(value, "utf-8" if not value.isascii() else "us-ascii", header_name=name)
-    return f"{name}: {folded.encode(linesep=chr(13) + chr(10))}".encode("ascii") + CRLF
-
-
-def _address(name: str, address: str) -> str:
-    return email.utils.formataddr((name, address), charset="utf-8")
-
-
 @dataclass(frozen=True)
 class DkimKey:
-    """What DKIM signing needs: selector, signing domain and the PEM private key."""
+    """What DKIM signing needs: selector, signing domain, private key and its algorithm."""
 
     selector: str
     domain: str
     private_key: bytes
+    algorithm: bytes = b"rsa-sha256"
 
     _HEADERS = (
         b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
         b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type",
     )  # fmt: skip
 
+    @classmethod
+    def from_config(cls, config: Config) -> DkimKey | None:
+        """The configured key (read and checked by `read_dkim_key`), or None without [dkim]."""
+        key = read_dkim_key(config)
+        if config.dkim is None or key is None:
+            return None
+        domain = config.dkim.domain or config.sender_domain
+        return cls(config.dkim.selector, domain, *key)
+
     def sign(self, data: bytes) -> bytes:
-        """`data` with a DKIM-Signature header in front (relaxed/simple, rsa-sha256)."""
+        """`data` with a DKIM-Signature header in front (relaxed/simple canonicalisation)."""
         signature = dkim.sign(
             data,
             self.selector.encode(),
-            self.domain.encode(),
+            ascii_domain(self.domain).encode(),
             self.private_key,
+            signature_algorithm=self.algorithm,
             include_headers=list(self._HEADERS),
         )
         return bytes(signature) + data
@@ -188,20 +185,22 @@ class MessageFactory:
         self._signer = signer
         self._base = config.base_url.rstrip("/")
         self._web_url = built.web_url
-        self._domain = config.sender_domain
+        self._domain = ascii_domain(config.sender_domain)
         self._test = test
         self._subject = MergeTemplate(("[TEST] " if test else "") + built.subject)
         for what, value in (("the subject", built.subject), ("the sender name", config.name)):
             header_safe(value, what)
         boundary = f"=_nl{secrets.token_hex(12)}"
-        mailto = config.sending.unsubscribe_mailto or config.sender.address
-        self._mailto = f"mailto:{mailto}?subject=unsubscribe%20"
+        unsubscribe_to = config.sending.unsubscribe_mailto or config.sender.address
+        self._mailto = f"{mailto(unsubscribe_to)}?subject=unsubscribe%20"
         list_key = f"{slugify(config.name) or 'newsletter'}.{self._domain}"
         self._fixed = b"".join(
             [
-                _header("From", _address(config.sender.name, config.sender.address)),
-                _header("Reply-To", config.sender.reply_to) if config.sender.reply_to else b"",
-                _header("List-Id", _address(config.name, list_key)),
+                address_header("From", config.sender.name, config.sender.address),
+                address_header("Reply-To", "", config.sender.reply_to)
+                if config.sender.reply_to
+                else b"",
+                named_header("List-Id", config.name, list_key),
                 b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF,
                 b"MIME-Version: 1.0" + CRLF,
                 f'Content-Type: multipart/alternative; boundary="{boundary}"'.encode() + CRLF,
@@ -247,8 +246,8 @@ class MessageFactory:
         unsubscribe = f"<{values['unsubscribe_url']}>,\r\n <{mailto}>"
         data = b"".join(
             [
-                _header("To", _address(recipient.name, recipient.email)),
-                _header("Subject", self._subject.fill(values)),
+                address_header("To", recipient.name, recipient.email),
+                header_line("Subject", self._subject.fill(values)),
                 f"Date: {self._now()}\r\nMessage-ID: {message_id}\r\n".encode("ascii"),
                 f"List-Unsubscribe: {unsubscribe}".encode() + CRLF,
                 self._fixed,

@@ -1,11 +1,18 @@
-"""One-off emails to a single person (the sign-up confirmation), built with `email`."""
+"""One-off emails to a single person (the sign-up confirmation).
+
+The body is made by `email`; the headers by `headers`, like a newsletter copy's, so that an
+address beyond ASCII goes out as the relay needs it (IDNA domain, UTF-8 local part).
+"""
 
 from __future__ import annotations
 
+from email import policy
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formatdate, make_msgid
 
 from newsletter.config import Config
+from newsletter.deliver.addresses import ascii_domain
+from newsletter.deliver.headers import address_header, header_line
 
 
 def confirmation_email(config: Config, email: str, first_name: str, link: str) -> bytes:
@@ -17,14 +24,18 @@ def confirmation_email(config: Config, email: str, first_name: str, link: str) -
         f"If it wasn't you, ignore this email: nothing will be sent.\n\n"
         f"{config.name}\n{config.postal_address}\n"
     )
-    message = EmailMessage()
-    message["From"] = formataddr((config.sender.name, config.sender.address))
-    message["To"] = email
-    message["Subject"] = f"Confirm your subscription to {config.name}"
-    message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(domain=config.sender_domain)
-    if config.sender.reply_to:
-        message["Reply-To"] = config.sender.reply_to
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(text)
-    return message.as_bytes()
+    body = EmailMessage()
+    body.set_content(text, cte="quoted-printable")
+    reply_to = config.sender.reply_to
+    return b"".join(
+        [
+            address_header("From", config.sender.name, config.sender.address),
+            address_header("To", "", email),
+            header_line("Subject", f"Confirm your subscription to {config.name}"),
+            header_line("Date", formatdate(usegmt=True)),
+            header_line("Message-ID", make_msgid(domain=ascii_domain(config.sender_domain))),
+            address_header("Reply-To", "", reply_to) if reply_to else b"",
+            b"Auto-Submitted: auto-generated\r\n",
+            body.as_bytes(policy=policy.SMTP),
+        ]
+    )

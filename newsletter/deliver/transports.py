@@ -8,7 +8,8 @@ server never accepted the message; a crash after it is the one uncertain case.
     TransportError          exit 1: cannot connect, log in or start TLS (nothing was sent)
     DeliveryError           one message was not accepted
     ├── permanent (5xx)     do not retry; 550/551/553 mean the address bounced
-    └── temporary (4xx)     retry later
+    ├── temporary (4xx)     retry later
+    └── Unsendable          this transport cannot carry this copy (permanent, not a bounce)
     ConnectionLost          the connection dropped before the server's 250: not delivered
                             (RFC 5321 6.1), so the message is retried on a new connection
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from newsletter.config import SmtpServer
+from newsletter.deliver.addresses import needs_smtputf8, wire_address
 from newsletter.errors import ConfigError, NewsletterError, Problem
 
 BOUNCE_CODES = frozenset({550, 551, 553})
@@ -61,6 +63,24 @@ class DeliveryError(Exception):
         return f"{self.code} {self.reply}"
 
 
+class Unsendable(DeliveryError):
+    """This transport cannot carry the copy at all: it fails for good, the address is fine."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(0, reason)
+
+    @property
+    def permanent(self) -> bool:
+        """Never retried."""
+        return True
+
+    def __str__(self) -> str:
+        return self.reply
+
+
+NO_SMTPUTF8 = "the relay does not support SMTPUTF8, which this address needs"
+
+
 class Transport(Protocol):
     """Anything that can deliver messages: opened once, reused, closed."""
 
@@ -88,6 +108,20 @@ def _dot_stuffed(data: bytes) -> bytes:
     if not data.startswith(b".") and b"\n." not in data:
         return data  # the common case, found by a fast scan instead of a regex pass
     return re.sub(rb"(?m)^\.", b"..", data)
+
+
+def _envelope(smtp: smtplib.SMTP, sender: str, recipient: str) -> tuple[str, str, tuple[str, ...]]:
+    """Sender, recipient and MAIL options: domains in IDNA, SMTPUTF8 where a local part needs
+    it (Unsendable when the relay does not offer it)."""
+    if sender.isascii() and recipient.isascii():
+        return sender, recipient, ()
+    sender, recipient = wire_address(sender), wire_address(recipient)
+    if not needs_smtputf8(sender, recipient):
+        return sender, recipient, ()
+    if not smtp.has_extn("smtputf8"):
+        raise Unsendable(NO_SMTPUTF8)
+    eight_bit = ("BODY=8BITMIME",) if smtp.has_extn("8bitmime") else ()
+    return sender, recipient, ("SMTPUTF8", *eight_bit)
 
 
 class SmtpTransport:
@@ -163,9 +197,10 @@ class SmtpTransport:
         smtp = self._smtp
         if smtp is None:
             raise ConnectionLost("not connected")
+        sender, recipient, options = _envelope(smtp, sender, recipient)
         try:
             for command, args, accepted in (
-                (smtp.mail, (sender,), (250,)),
+                (smtp.mail, (sender, options), (250,)),
                 (smtp.rcpt, (recipient,), (250, 251)),
                 (smtp.docmd, ("DATA",), (354,)),
             ):

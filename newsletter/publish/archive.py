@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,11 @@ class Archive:
 def find_issues(root: Path) -> list[Path]:
     """Every folder directly under `root/issues/` that holds an issue.md, by name."""
     return sorted(source.parent for source in (root / "issues").glob(f"*/{ISSUE_FILE}"))
+
+
+def project_folders(root: Path) -> list[Path]:
+    """The folders that no output may replace: the project itself and each of its issues."""
+    return [root, *find_issues(root)]
 
 
 def _build(issue: Issue, config: Config, env: Environment) -> BuiltIssue:
@@ -147,10 +153,11 @@ def build_archive(config: Config, issues: list[Issue]) -> Archive:
     return Archive(tuple(entries), tuple(files), tuple(images))
 
 
-def write_archive(archive: Archive, out: Path) -> Path:
-    """Write the site into `out`, atomically: the previous site stays until the new is whole."""
+def write_archive(archive: Archive, out: Path, protect: Sequence[Path] = ()) -> Path:
+    """Write the site into `out`, atomically: the previous site stays until the new is whole
+    (see `staged` for what it refuses to replace)."""
     out = out.resolve()
-    with staged(out, "the archive") as staging:
+    with staged(out, "the archive", protect) as staging:
         for path, text in archive.files:
             target = staging / path
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,31 +1,71 @@
-"""The only code that writes output folders (a build, the archive): whole, atomically, or not."""
+"""The only code that writes output folders (a build, the archive): whole, atomically, or not.
+
+An output folder is replaced as a whole, so it must be one this tool wrote: each carries a
+marker file, and `staged` refuses to replace a folder that holds anything without it, as well
+as any folder the caller protects (the project, its issues) or a parent of one.
+"""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from newsletter.compose.build import BuiltIssue
-from newsletter.errors import NewsletterError
+from newsletter.errors import InputError, NewsletterError, Problem
+
+MARKER = ".newsletter-output"
+_MARKER_TEXT = "Written by newsletter, which replaces this whole folder when it writes it again.\n"
 
 
 class WriteError(NewsletterError):
     """An output folder could not be written."""
 
 
+class OutputFolderError(InputError):
+    """The chosen output folder holds things this tool must not replace."""
+
+
+def check_output_folder(out: Path, protect: Sequence[Path] = ()) -> None:
+    """OutputFolderError unless `out` is new, empty or an output this tool wrote, and neither
+    one of the `protect`ed folders nor a parent of one."""
+    out = out.resolve()
+    for folder in protect:
+        if folder.resolve().is_relative_to(out):
+            raise OutputFolderError(
+                Problem(
+                    f"{out} is or holds {folder.resolve()}, which must never be replaced; "
+                    "choose a folder of its own for the output, such as build/",
+                    field="--out",
+                )
+            )
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(Problem(f"{out} is a file, not a folder", field="--out"))
+    if out.is_dir() and not (out / MARKER).is_file() and any(out.iterdir()):
+        raise OutputFolderError(
+            Problem(
+                f"{out} already holds files that newsletter did not write (it has no {MARKER}), "
+                "so it is not replaced; choose a new or empty folder, or empty this one",
+                field="--out",
+            )
+        )
+
+
 @contextmanager
-def staged(out: Path, what: str) -> Iterator[Path]:
+def staged(out: Path, what: str, protect: Sequence[Path] = ()) -> Iterator[Path]:
     """A temporary folder beside `out` to fill; it replaces `out` when the block succeeds.
 
-    On any failure the temporary folder is removed and `out` stays as it was, so a failure
-    never leaves a half-written folder. An OSError becomes a WriteError naming `what`.
+    `out` is checked first (`check_output_folder`). On any failure the temporary folder is
+    removed and `out` stays as it was, so a failure never leaves a half-written folder. An
+    OSError becomes a WriteError naming `what`.
     """
+    check_output_folder(out, protect)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        (staging / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
         yield staging
         _swap_into_place(staging, out)
     except OSError as exc:
@@ -42,10 +82,13 @@ def copy_file(source: Path, target: Path) -> None:
     shutil.copy2(source, target)
 
 
-def write_build(built: BuiltIssue, out: Path, preview_html: str) -> Path:
-    """Write index.html, index.txt, index.mjml, preview.html and images/ into `out`, atomically."""
+def write_build(
+    built: BuiltIssue, out: Path, preview_html: str, protect: Sequence[Path] = ()
+) -> Path:
+    """Write index.html, index.txt, index.mjml, preview.html and images/ into `out`, atomically
+    (see `staged` for what it refuses to replace)."""
     out = out.resolve()
-    with staged(out, "the build") as staging:
+    with staged(out, "the build", protect) as staging:
         (staging / "index.html").write_text(built.html, encoding="utf-8")
         (staging / "index.txt").write_text(built.text, encoding="utf-8")
         (staging / "index.mjml").write_text(built.mjml, encoding="utf-8")
@@ -61,8 +104,7 @@ def _swap_into_place(staging: Path, out: Path) -> None:
     if not out.exists():
         staging.rename(out)
         return
-    retired = out.with_name(f".{out.name}.old")
-    shutil.rmtree(retired, ignore_errors=True)
+    retired = staging.with_name(f"{staging.name}.old")  # as unique as the staging folder
     out.rename(retired)
     try:
         staging.rename(out)
