@@ -18,6 +18,7 @@ from newsletter import __version__
 from newsletter.cli import archive as cli_archive
 from newsletter.cli import check as cli_check
 from newsletter.cli import console
+from newsletter.cli import doctor as cli_doctor
 from newsletter.cli import preview as cli_preview
 from newsletter.cli import send as cli_send
 from newsletter.cli import serve as cli_serve
@@ -108,6 +109,7 @@ app.command()(cli_serve.serve)
 app.command()(cli_archive.archive)
 app.command()(cli_preview.preview)
 app.command()(cli_preview.screenshot)
+app.command()(cli_doctor.doctor)
 
 
 def _version(value: bool) -> None:

@@ -18,37 +18,15 @@ from newsletter.compose.issues import load_issue
 from newsletter.config import Config, load_config
 from newsletter.deliver.db import connect
 from newsletter.deliver.ledger import Ledger
-from newsletter.deliver.message import DkimKey, MessageFactory, Recipient
+from newsletter.deliver.message import MessageFactory, Recipient, dkim_key_for
 from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send_issue
 from newsletter.deliver.subscribers import SubscriberStore, normalize_email
 from newsletter.deliver.tokens import signer_for
 from newsletter.deliver.transports import DeliveryError
-from newsletter.errors import ConfigError, InputError, Problem
+from newsletter.errors import InputError, Problem
 from newsletter.validation import parse_rate
 
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
-
-
-def _dkim_key(config: Config) -> DkimKey | None:
-    """The DKIM key, if configured; it must live outside the project (never committed)."""
-    if config.dkim is None:
-        return None
-    path = config.path(config.dkim.key_file).resolve()
-    if path.is_relative_to(config.root.resolve()):
-        raise ConfigError(
-            Problem(
-                f"{path} is inside the project; keep the DKIM private key outside it "
-                "so it can never be committed",
-                field="dkim.key_file",
-            )
-        )
-    try:
-        key = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            Problem(f"cannot read {path}: {exc.strerror}", field="dkim.key_file")
-        ) from None
-    return DkimKey(config.dkim.selector, config.dkim.domain or config.sender_domain, key)
 
 
 def _store(config: Config) -> SubscriberStore:
@@ -227,10 +205,12 @@ def send(
     lanes = make_lanes(settings, transport, issue.slug, rate=per_second, connections=connections)
     store = _store(settings)
     if test:
-        factory = MessageFactory(built, settings, signer, test=True, dkim_key=_dkim_key(settings))
+        factory = MessageFactory(
+            built, settings, signer, test=True, dkim_key=dkim_key_for(settings)
+        )
         _test_send(factory, lanes, store, test, envelope_from, json)
         return
-    factory = MessageFactory(built, settings, signer, dkim_key=_dkim_key(settings))
+    factory = MessageFactory(built, settings, signer, dkim_key=dkim_key_for(settings))
     ledger = Ledger(connect(settings.path(settings.database)), issue.slug)
     if dry_run:
         _dry_run(factory, ledger, tag, resend_uncertain, transport, json)

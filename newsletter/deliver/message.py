@@ -30,7 +30,7 @@ from newsletter.compose.build import BuiltIssue
 from newsletter.compose.mergetags import MergeTemplate
 from newsletter.config import Config
 from newsletter.deliver.tokens import Signer
-from newsletter.errors import InputError, Problem
+from newsletter.errors import ConfigError, InputError, Problem
 from newsletter.validation import unsafe_for_header
 
 CRLF = b"\r\n"
@@ -116,6 +116,28 @@ class DkimKey:
             include_headers=list(self._HEADERS),
         )
         return bytes(signature) + data
+
+
+def dkim_key_for(config: Config) -> DkimKey | None:
+    """The DKIM key, if configured; it must live outside the project (never committed)."""
+    if config.dkim is None:
+        return None
+    path = config.path(config.dkim.key_file).resolve()
+    if path.is_relative_to(config.root.resolve()):
+        raise ConfigError(
+            Problem(
+                f"{path} is inside the project; keep the DKIM private key outside it "
+                "so it can never be committed",
+                field="dkim.key_file",
+            )
+        )
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            Problem(f"cannot read {path}: {exc.strerror}", field="dkim.key_file")
+        ) from None
+    return DkimKey(config.dkim.selector, config.dkim.domain or config.sender_domain, key)
 
 
 @dataclass(frozen=True)
