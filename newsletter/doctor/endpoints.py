@@ -72,6 +72,12 @@ def tls_verdict(server: SmtpServer, probe: SmtpProbe) -> CheckResult:
             f"{where}: TLS failed: {probe.error}",
             "fix the relay's certificate, or the host name so it matches it",
         )
+    if server.security == "starttls":
+        return failed(
+            name,
+            f'{where} offers no STARTTLS, which security = "starttls" needs: send would stop',
+            'use the relay\'s TLS port (587 STARTTLS, or 465 with security = "tls")',
+        )
     if is_loopback(server.host):
         return warned(
             name,

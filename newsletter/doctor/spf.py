@@ -163,11 +163,15 @@ def _check(ip: IpAddress, domain: str, lookup: Lookup, budget: _Budget) -> tuple
             continue
         if term.name in _COSTLY:
             budget.spend(term.text)
-        matched, why = _matches(term, ip, domain, lookup, budget)
-        if why:
-            return why, f"{term.text} at {domain}"
-        if matched:
-            return QUALIFIERS[term.qualifier], f"{term.text} at {domain}"
+        here = f"{term.text} at {domain}"
+        if term.name == "include":
+            result, reason = _check(ip, _target(term.value, domain), lookup, budget)
+            if result == "none":
+                raise SpfError(f"{here} leads to no SPF record")
+            if result == "pass":
+                return QUALIFIERS[term.qualifier], f"{here} > {reason}"
+        elif _matches(term, ip, domain, lookup, budget):
+            return QUALIFIERS[term.qualifier], here
     redirect = next((t for t in terms if t.modifier and t.name == "redirect"), None)
     if redirect is not None:
         budget.spend(redirect.text)
@@ -178,39 +182,30 @@ def _check(ip: IpAddress, domain: str, lookup: Lookup, budget: _Budget) -> tuple
     return "neutral", f"nothing in the record at {domain} matched"
 
 
-def _matches(
-    term: Term, ip: IpAddress, domain: str, lookup: Lookup, budget: _Budget
-) -> tuple[bool, str]:
-    """(matched, '') or (False, 'temperror'/'permerror') when an include decides."""
+def _matches(term: Term, ip: IpAddress, domain: str, lookup: Lookup, budget: _Budget) -> bool:
+    """Whether a mechanism other than include matches `ip`."""
     name = term.name
     if name == "all":
-        return True, ""
+        return True
     if name in ("ip4", "ip6"):
         if (name == "ip4") != (ip.version == 4):
-            return False, ""
+            return False
         try:
-            return ip in ipaddress.ip_network(term.value, strict=False), ""
+            return ip in ipaddress.ip_network(term.value, strict=False)
         except ValueError:
             raise SpfError(f"'{term.text}' is not a valid network") from None
-    if name == "include":
-        result, _ = _check(ip, _target(term.value, domain), lookup, budget)
-        if result == "none":
-            raise SpfError(f"{term.text} at {domain} leads to no SPF record")
-        if result in ("permerror", "temperror"):
-            return False, result
-        return result == "pass", ""
     if name == "exists":
-        return bool(budget.answered(lookup.addresses(_target(term.value, domain)))), ""
+        return bool(budget.answered(lookup.addresses(_target(term.value, domain))))
     if name == "ptr":
-        return False, ""  # deprecated (RFC 7208 5.5) and unknowable here: never a match
+        return False  # deprecated (RFC 7208 5.5) and unknowable here: never a match
     target, bits = _cidr(term.value, ip)
     target = _target(target, domain)
     if name == "a":
-        return any(_in_network(ip, a, bits) for a in budget.answered(lookup.addresses(target))), ""
+        return any(_in_network(ip, a, bits) for a in budget.answered(lookup.addresses(target)))
     hosts = [host for host in budget.answered(lookup.mx(target)) if host != "."]
     if len(hosts) > MX_LIMIT:
         raise SpfError(f"{term.text} at {domain} names more than {MX_LIMIT} mail servers")
-    return any(_in_network(ip, a, bits) for host in hosts for a in lookup.addresses(host)), ""
+    return any(_in_network(ip, a, bits) for host in hosts for a in lookup.addresses(host))
 
 
 @dataclass(frozen=True)
@@ -220,6 +215,11 @@ class Relay:
     name: str
     host: str
     addresses: tuple[str, ...]
+
+
+def _lets_anyone(reason: str) -> bool:
+    """Whether the deciding term (possibly inside includes) is a bare `all` or `+all`."""
+    return reason.rpartition(" > ")[2].split()[0] in ("all", "+all")
 
 
 def spf_verdict(
@@ -264,7 +264,7 @@ def spf_verdict(
         )
     lookups = max((r.lookups for r in results.values()), default=0)
     deciding = sorted({r.reason for r in results.values()})
-    if any(r.reason.split()[0] in ("all", "+all") for r in results.values()):
+    if any(_lets_anyone(r.reason) for r in results.values()):
         return warned(
             name,
             f"{domain}: the record lets any server on the internet send as you ({record})",
