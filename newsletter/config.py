@@ -56,7 +56,7 @@ class Sending(StrictModel):
     max_consecutive_failures: int = Field(20, ge=1)
     batch_size: int = Field(500, ge=1, le=100_000)
     unsubscribe_mailto: Email | None = None
-    bounce_domain: str | None = None
+    bounce_domain: str | None = None  # the envelope (MAIL FROM) domain, for `doctor`
 
 
 class Web(StrictModel):

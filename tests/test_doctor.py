@@ -427,7 +427,7 @@ def test_a_dns_server_that_does_not_answer_is_a_failure_not_a_pass(project: Path
     (project / "newsletter.toml").write_text(
         CONFIG.format(base_url=f"http://127.0.0.1:{free_port()}", transport="outbox")
     )
-    resolver = make_resolver(f"127.0.0.1:{free_port()}", timeout=0.5)
+    resolver = make_resolver(f"127.0.0.1:{free_port()}", timeout=0.2)
     results = {r.name: r for r in run_doctor(load_config(project / "newsletter.toml"),
                                              resolver=resolver, http_timeout=1)}  # fmt: skip
     for name in ("SPF sender domain", "DMARC record", "bounce MX"):

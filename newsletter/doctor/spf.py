@@ -175,10 +175,11 @@ def _check(ip: IpAddress, domain: str, lookup: Lookup, budget: _Budget) -> tuple
     redirect = next((t for t in terms if t.modifier and t.name == "redirect"), None)
     if redirect is not None:
         budget.spend(redirect.text)
+        here = f"{redirect.text} at {domain}"
         result, reason = _check(ip, _target(redirect.value, domain), lookup, budget)
         if result == "none":
-            raise SpfError(f"{redirect.text} at {domain} leads to no SPF record")
-        return result, reason
+            raise SpfError(f"{here} leads to no SPF record")
+        return result, f"{here} > {reason}"
     return "neutral", f"nothing in the record at {domain} matched"
 
 
