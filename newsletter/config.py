@@ -9,7 +9,16 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from newsletter.errors import ConfigError, Problem
-from newsletter.validation import Email, HeaderText, Rate, StrictModel, Text, WebUrl, problems_from
+from newsletter.validation import (
+    Domain,
+    Email,
+    HeaderText,
+    Rate,
+    StrictModel,
+    Text,
+    WebUrl,
+    problems_from,
+)
 
 CONFIG_NAME = "newsletter.toml"
 
@@ -56,7 +65,7 @@ class Sending(StrictModel):
     max_consecutive_failures: int = Field(20, ge=1)
     batch_size: int = Field(500, ge=1, le=100_000)
     unsubscribe_mailto: Email | None = None
-    bounce_domain: str | None = None  # the envelope (MAIL FROM) domain, for `doctor`
+    bounce_domain: Domain | None = None  # the envelope (MAIL FROM) domain, for `doctor`
 
 
 class Web(StrictModel):

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from newsletter.config import SmtpServer
+from newsletter.config import SmtpServer, parse_config
 from newsletter.doctor import Level
 from newsletter.doctor.bounces import mx_verdict
 from newsletter.doctor.dkimkey import KeyProblem, published_key, same_key, tag_list
@@ -20,6 +21,7 @@ from newsletter.doctor.endpoints import HttpAnswer, SmtpProbe, tls_verdict, web_
 from newsletter.doctor.lookup import LookupFailed
 from newsletter.doctor.spf import Relay, SpfError, check_host, parse_record, spf_verdict
 from newsletter.doctor.volume import provider, provider_counts, volume_verdict
+from newsletter.errors import ConfigError
 
 
 @dataclass
@@ -293,3 +295,12 @@ def test_volume_threshold_is_per_provider() -> None:
     counts = provider_counts({"gmail.com": 4_999, "googlemail.com": 1})
     verdict = volume_verdict(counts, 5_000)
     assert verdict.level == Level.WARN and "bulk sender to Gmail" in verdict.finding
+
+
+def test_bounce_domain_is_checked_and_lower_cased(tmp_path: Path) -> None:
+    base = 'name = "N"\nbase_url = "https://example.org"\npostal_address = "P"\n'
+    base += '[sender]\nname = "N"\naddress = "a@example.org"\n[sending]\n'
+    config = parse_config(base + 'bounce_domain = "Bounces.Example.ORG."\n', tmp_path / "n.toml")
+    assert config.sending.bounce_domain == "bounces.example.org"
+    with pytest.raises(ConfigError, match=r"sending.bounce_domain: 'bounces example' is not a"):
+        parse_config(base + 'bounce_domain = "bounces example"\n', tmp_path / "n.toml")

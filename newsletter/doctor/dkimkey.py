@@ -109,7 +109,8 @@ def key_verdict(location: str, private_pem: bytes, records: list[str]) -> CheckR
             f"the private key file is {exc}",
             "point [dkim] key_file at the PEM private key whose public half you published",
         )
-    publish = f"publish a TXT record at {location}: {record_for(public)}"
+    record = f"a TXT record at {location}: {record_for(public)}"
+    publish = f"publish {record}"
     records = [r for r in records if "p=" in r]
     if not records:
         return failed(KEY_NAME, f"no DKIM key (TXT with p=) at {location}", publish)
@@ -127,7 +128,7 @@ def key_verdict(location: str, private_pem: bytes, records: list[str]) -> CheckR
             KEY_NAME,
             f"the key at {location} ({_describe(published)}) is not the public half of "
             "[dkim] key_file: receivers will find every signature broken",
-            f"replace the record: {publish[len('publish ') :]}",
+            f"replace it with {record}",
         )
     if isinstance(public, rsa.RSAPublicKey) and public.key_size < 1024:
         return failed(
@@ -172,9 +173,9 @@ def signature_verdict(key: DkimKey) -> CheckResult:
     except dkim.DKIMException as exc:
         return failed(
             SIGNATURE_NAME,
-            f"the sender cannot sign with this key ({type(exc).__name__}: {exc}); it signs "
+            f"the sender cannot sign with this key ({type(exc).__name__}: {exc})",
+            "use an RSA private key (2048 bits) in [dkim] key_file: the sender signs "
             "rsa-sha256 only",
-            "use an RSA private key (2048 bits) in [dkim] key_file",
         )
     missing = [name for name in MUST_SIGN if name not in headers]
     covered = ", ".join(headers)

@@ -9,7 +9,7 @@ are not expanded: a record that needs them is reported as one this check cannot 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from newsletter.doctor.lookup import Lookup, LookupFailed
 from newsletter.doctor.results import CheckResult, failed, passed, warned
@@ -51,9 +51,10 @@ class SpfResult:
 
 @dataclass
 class _Budget:
+    """The DNS lookups one evaluation has spent, and how many found nothing."""
+
     lookups: int = 0
     voids: int = 0
-    seen: list[str] = field(default_factory=list)
 
     def spend(self, term: str) -> None:
         self.lookups += 1
@@ -127,14 +128,14 @@ def _in_network(ip: IpAddress, address: str, bits: int | None) -> bool:
     return network.version == ip.version and ip in network
 
 
+class _Macro(Exception):
+    """A domain-spec with a macro; doctor does not expand them."""
+
+
 def _target(value: str, domain: str) -> str:
     if "%" in value:
         raise _Macro(value)
     return value or domain
-
-
-class _Macro(Exception):
-    """A domain-spec with a macro; doctor does not expand them."""
 
 
 def check_host(ip: str, domain: str, lookup: Lookup) -> SpfResult:
