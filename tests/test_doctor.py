@@ -30,7 +30,7 @@ from newsletter.config import load_config
 from newsletter.deliver.subscribers import ImportRow, SubscriberStore
 from newsletter.deliver.tokens import signer_for
 from newsletter.doctor import CheckResult, Level, run_doctor
-from newsletter.doctor.net import make_resolver
+from newsletter.doctor.net import DnsLookup, make_resolver
 from newsletter.web.app import create_app
 
 pytestmark = pytest.mark.skipif(
@@ -481,3 +481,20 @@ def test_command_refuses_a_bad_dns_setting(
     assert result.exit_code == 2
     assert "NEWSLETTER_DNS" in result.stderr and "ADDRESS[:PORT]" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_dns_lookup_answers_from_the_server(tmp_path: Path) -> None:
+    long = "v=DKIM1; k=rsa; p=" + "A" * 600  # three TXT strings, joined again
+    records = {
+        "txt": {"example.org": ["v=spf1 -all", long]},
+        "mx": {"example.org": ["mx1.example.org", "mx2.example.org"]},
+        "hosts": {"smtp.example.org": ["192.0.2.1", "2001:db8::1"]},
+    }
+    with running_dns(tmp_path, **records) as port:
+        lookup = DnsLookup(make_resolver(f"127.0.0.1:{port}", timeout=2))
+        assert sorted(lookup.txt("example.org")) == [long, "v=spf1 -all"]
+        assert lookup.mx("example.org") == ["mx1.example.org", "mx2.example.org"]
+        assert lookup.addresses("smtp.example.org") == ["192.0.2.1", "2001:db8::1"]
+        assert lookup.addresses("198.51.100.7") == ["198.51.100.7"]  # an address is itself
+        assert lookup.txt("missing.example.org") == []
+        assert lookup.mx("smtp.example.org") == []
