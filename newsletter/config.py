@@ -86,6 +86,13 @@ class Dkim(StrictModel):
     domain: str | None = None
 
 
+class Analytics(StrictModel):
+    """What `serve` counts for `newsletter report`; nothing is ever counted per reader."""
+
+    clicks: bool = False
+    opens: bool = False
+
+
 class Config(StrictModel):
     """The project's settings. `root` is the folder that holds newsletter.toml."""
 
@@ -103,6 +110,7 @@ class Config(StrictModel):
     smtp: list[SmtpServer] = Field(default_factory=list)
     dkim: Dkim | None = None
     web: Web = Web()
+    analytics: Analytics = Analytics()
     root: Path = Field(Path("."), exclude=True)
 
     def path(self, value: str) -> Path:

@@ -20,6 +20,7 @@ from newsletter.cli import check as cli_check
 from newsletter.cli import console
 from newsletter.cli import doctor as cli_doctor
 from newsletter.cli import preview as cli_preview
+from newsletter.cli import report as cli_report
 from newsletter.cli import send as cli_send
 from newsletter.cli import serve as cli_serve
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
@@ -109,6 +110,7 @@ app.command()(cli_serve.serve)
 app.command()(cli_archive.archive)
 app.command()(cli_preview.preview)
 app.command()(cli_preview.screenshot)
+app.command()(cli_report.report)
 app.command()(cli_doctor.doctor)
 
 
@@ -123,8 +125,12 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback behind any error.")
+    ] = False,
 ) -> None:
     """Build newsletter issues into responsive HTML email and send them."""
+    console.debug = debug or console.debug
 
 
 def main() -> None:
@@ -132,6 +138,7 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # a bug of ours: say so in one line, never a traceback
+        console.traceback()
         console.error(f"unexpected {type(exc).__name__}: {escape(str(exc))}")
         console.err.print("This is a bug in newsletter; please report it with the command you ran.")
         raise SystemExit(1) from None

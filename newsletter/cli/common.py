@@ -30,6 +30,7 @@ def reports_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except NewsletterError as exc:
+            console.traceback()
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 console.error(escape(line))
             raise typer.Exit(exc.exit_code) from None

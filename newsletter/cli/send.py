@@ -288,5 +288,5 @@ def unsubscribe(
     store = _store(settings)
     if store.get(email) is None:
         raise InputError(Problem(f"{email} is not on the list (any more)"))
-    store.unsubscribe(email, f"unsubscribe link in {issue}", source="link")
+    store.unsubscribe(email, f"unsubscribe link in {issue}", source="link", issue=issue)
     console.out.print(f"Unsubscribed {escape(email)} (link from {escape(issue)}).")

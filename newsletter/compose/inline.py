@@ -32,6 +32,7 @@ def inline_css(document: str) -> str:
         ).transform()
     except Exception as exc:  # premailer raises bare lxml and cssutils errors
         raise BuildError(f"CSS inlining failed: {exc}") from exc
-    if not inlined.lstrip().lower().startswith("<!doctype"):
-        inlined = f"{DOCTYPE}\n{inlined}"
-    return inlined
+    result = str(inlined)
+    if not result.lstrip().lower().startswith("<!doctype"):
+        result = f"{DOCTYPE}\n{result}"
+    return result

@@ -153,7 +153,8 @@ def render_blocks(tokens: Sequence[Token], assets: Mapping[str, Asset]) -> list[
             index += 1
             continue
         flush()
-        caption, credit = split_title(image.attrGet("title") and str(image.attrGet("title")))
+        title = image.attrGet("title")
+        caption, credit = split_title(str(title) if title else None)
         alt = "".join(child.content for child in image.children or [])
         blocks.append(Figure(assets[str(image.attrGet("src"))], alt, caption, credit))
         index += 3

@@ -57,6 +57,23 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX deliveries_status ON deliveries (issue, status, subscriber_id);
     """,
+    # Analytics: clicks per link (never per reader), open counts, and which issue a status
+    # change came from (an unsubscribe link or a bounce names its issue).
+    """
+    CREATE TABLE clicks (
+        id INTEGER PRIMARY KEY,
+        issue TEXT NOT NULL,
+        url TEXT NOT NULL,
+        clicked_at TEXT NOT NULL,
+        human INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX clicks_issue ON clicks (issue, clicked_at);
+    CREATE TABLE opens (issue TEXT NOT NULL, opened_at TEXT NOT NULL);
+    CREATE INDEX opens_issue ON opens (issue);
+    ALTER TABLE status_changes ADD COLUMN issue TEXT NOT NULL DEFAULT '';
+    CREATE INDEX status_changes_issue ON status_changes (issue, status);
+    """,
 )
 
 

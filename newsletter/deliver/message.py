@@ -19,13 +19,14 @@ import html
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.header import Header
 from urllib.parse import quote
 
 import dkim
 from slugify import slugify
 
+from newsletter.analytics.links import LinkSigner, add_open_pixel, track_links
 from newsletter.compose.build import BuiltIssue
 from newsletter.compose.mergetags import MergeTemplate
 from newsletter.config import Config
@@ -177,6 +178,20 @@ class Outgoing:
     data: bytes
 
 
+def measured(built: BuiltIssue, config: Config, signer: Signer) -> BuiltIssue:
+    """The issue with its links through the click redirect and/or the open pixel, as the
+    config asks; neither carries anything about the reader."""
+    html, text = built.html, built.text
+    if config.analytics.clicks:
+        links = LinkSigner(signer.subkey("click"))
+        html, text = track_links(
+            html, text, issue=built.slug, base_url=config.base_url, signer=links
+        )
+    if config.analytics.opens:
+        html = add_open_pixel(html, config.base_url, built.slug, LinkSigner(signer.subkey("open")))
+    return replace(built, html=html, text=text)
+
+
 class MessageFactory:
     """Prepared once per issue; `render(recipient)` makes each subscriber's copy."""
 
@@ -189,6 +204,8 @@ class MessageFactory:
         test: bool = False,
         dkim_key: DkimKey | None = None,
     ) -> None:
+        if config.analytics.clicks or config.analytics.opens:
+            built = measured(built, config, signer)
         self._slug = built.slug
         self._signer = signer
         self._base = config.base_url.rstrip("/")

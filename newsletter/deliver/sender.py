@@ -236,7 +236,13 @@ class _Run:
             self.ledger.mark(job.subscriber_id, "failed", reply, job.attempts + 1)
             report.failed += 1
             if kind == "permanent" and result.code in (550, 551, 553):
-                self.store.set_status(job.subscriber_id, Status.BOUNCED, reply, source="bounce")
+                self.store.set_status(
+                    job.subscriber_id,
+                    Status.BOUNCED,
+                    reply,
+                    source="bounce",
+                    issue=self.ledger.issue,
+                )
                 report.bounced += 1
         if self.failures_in_a_row >= self.policy.max_consecutive_failures and not report.paused:
             report.paused = (

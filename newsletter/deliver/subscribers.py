@@ -264,9 +264,11 @@ class SubscriberStore:
         return True
 
     def set_status(
-        self, subscriber_id: int, status: Status, reason: str = "", *, source: str
-    ) -> Subscriber:
-        """Change a subscriber's status and record the change; nothing if it is unchanged."""
+        self, subscriber_id: int, status: Status, reason: str = "", *, source: str,
+        issue: str = "",
+    ) -> Subscriber:  # fmt: skip
+        """Change a subscriber's status and record the change (with the issue it came from,
+        if any: an unsubscribe link, a bounce); nothing if it is unchanged."""
         status = Status(status)
         with self._transaction():
             row = self.conn.execute(
@@ -275,17 +277,21 @@ class SubscriberStore:
             if row is None:
                 raise SubscriberError(Problem(f"no subscriber has id {subscriber_id}"))
             if row["status"] != status:
-                self._record_status(subscriber_id, status, reason, source, db.now())
+                self._record_status(subscriber_id, status, reason, source, db.now(), issue)
         subscriber = self.get_by_id(subscriber_id)
         assert subscriber is not None
         return subscriber
 
-    def unsubscribe(self, email: str, reason: str = "", *, source: str = "cli") -> Subscriber:
+    def unsubscribe(
+        self, email: str, reason: str = "", *, source: str = "cli", issue: str = ""
+    ) -> Subscriber:
         """Mark the subscriber with this address unsubscribed; SubscriberError if unknown."""
         subscriber = self.get(email)
         if subscriber is None:
             raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
-        return self.set_status(subscriber.id, Status.UNSUBSCRIBED, reason, source=source)
+        return self.set_status(
+            subscriber.id, Status.UNSUBSCRIBED, reason, source=source, issue=issue
+        )
 
     def history(self, subscriber_id: int) -> list[dict[str, str]]:
         """The subscriber's status changes, oldest first: status, reason, source, changed_at."""
@@ -427,20 +433,23 @@ class SubscriberStore:
         )
 
     def _record_status(
-        self, subscriber_id: int, status: Status, reason: str, source: str, now: str
-    ) -> None:
+        self, subscriber_id: int, status: Status, reason: str, source: str, now: str,
+        issue: str = "",
+    ) -> None:  # fmt: skip
         self.conn.execute(
             "UPDATE subscribers SET status = ?, status_reason = ?, status_changed_at = ?"
             " WHERE id = ?",
             (status.value, reason, now, subscriber_id),
         )
-        self._history(subscriber_id, status, reason, source, now)
+        self._history(subscriber_id, status, reason, source, now, issue)
 
     def _history(
-        self, subscriber_id: int, status: Status, reason: str, source: str, now: str
-    ) -> None:
+        self, subscriber_id: int, status: Status, reason: str, source: str, now: str,
+        issue: str = "",
+    ) -> None:  # fmt: skip
         self.conn.execute(
-            "INSERT INTO status_changes (subscriber_id, status, reason, source, changed_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (subscriber_id, status.value, reason, source, now),
+            "INSERT INTO status_changes"
+            " (subscriber_id, status, reason, source, changed_at, issue)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (subscriber_id, status.value, reason, source, now, issue),
         )

@@ -65,6 +65,10 @@ class Signer:
     def _mac(self, purpose: str, payload: bytes) -> bytes:
         return hmac.new(self._key, purpose.encode() + b"\0" + payload, hashlib.sha256).digest()[:16]
 
+    def subkey(self, purpose: str) -> bytes:
+        """A key of its own for another signing scheme (click links), derived from this one."""
+        return hmac.new(self._key, b"subkey\0" + purpose.encode(), hashlib.sha256).digest()
+
     def sign(self, purpose: str, *fields: str) -> str:
         """A token carrying `fields`, valid only for `purpose`."""
         payload = _SEP.join(fields).encode("utf-8")

@@ -9,6 +9,8 @@ An ASGI app (Starlette) over the same SQLite store and signing key as the CLI:
           never changes anything, because link scanners follow GETs)
     POST /resubscribe/<token>    undo an unsubscribe from the same link
     GET  /preferences/<token>    the subscription's state and what can be done
+    GET  /r/<issue>/<token>      a counted click, then 302 to the link the token signs
+    GET  /o/<issue>/<token>.gif  the open pixel (aggregate count; only if analytics.opens)
     GET  /healthz                for monitoring
     GET  /, /<slug>/             the static archive written by `newsletter archive`
 
@@ -20,8 +22,10 @@ input, and answers to /subscribe reveal nothing about who is on the list.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
+import sqlite3
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,11 +35,15 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter.analytics.bots import BurstDetector
+from newsletter.analytics.bots import rules as bot_rules
+from newsletter.analytics.clicks import Hit, record_click, record_open
+from newsletter.analytics.links import CANARY, LinkSigner
 from newsletter.compose.templates import make_environment, render
 from newsletter.config import Config, load_config
 from newsletter.deliver.notices import confirmation_email
@@ -52,6 +60,7 @@ from newsletter.errors import NewsletterError
 from newsletter.validation import parse_rate
 
 CSRF_COOKIE = "nl_csrf"
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 ONE_CLICK = "One-Click"
 
 
@@ -136,6 +145,9 @@ class WebApp:
         self.env = make_environment(config.root)
         self.per_ip = RateLimit(config.web.subscribe_per_ip, clock)
         self.per_address = RateLimit(config.web.subscribe_per_address, clock)
+        self.links = LinkSigner(signer.subkey("click"))
+        self.opens = LinkSigner(signer.subkey("open"))
+        self.bursts = BurstDetector(bot_rules())
 
     def store(self) -> SubscriberStore:
         """A connection to the subscriber store for one request."""
@@ -167,16 +179,16 @@ class WebApp:
 
     # --- unsubscribe, resubscribe, preferences -------------------------------------------
 
-    def _subscriber_of(self, token: str) -> tuple[SubscriberStore, Any]:
-        email, _issue = self.signer.verify("unsubscribe", token)
+    def _subscriber_of(self, token: str) -> tuple[SubscriberStore, Any, str]:
+        email, issue = self.signer.verify("unsubscribe", token)
         store = self.store()
-        return store, store.get(email)
+        return store, store.get(email), issue
 
     async def unsubscribe_page(self, request: Request) -> Response:
         """GET: show the address (masked) and a button; never unsubscribes."""
         token = request.path_params["token"]
         try:
-            _, subscriber = self._subscriber_of(token)
+            _, subscriber, _ = self._subscriber_of(token)
         except TokenError as exc:
             return self.refuse(request, str(exc.problems[0].message))
         if subscriber is None:
@@ -196,13 +208,15 @@ class WebApp:
         if form.get("List-Unsubscribe") != ONE_CLICK:
             return self.refuse(request, "Nothing was changed: the request was incomplete.")
         try:
-            store, subscriber = self._subscriber_of(token)
+            store, subscriber, issue = self._subscriber_of(token)
         except TokenError as exc:
             return self.refuse(request, str(exc.problems[0].message))
         from_page = self.csrf_ok(request, form)
         if subscriber is not None and subscriber.status == Status.ACTIVE:
             source = "web" if from_page else "one-click"
-            store.set_status(subscriber.id, Status.UNSUBSCRIBED, "unsubscribe link", source=source)
+            store.set_status(
+                subscriber.id, Status.UNSUBSCRIBED, "unsubscribe link", source=source, issue=issue
+            )
         if not from_page:
             return PlainTextResponse("Unsubscribed.")
         return self.page(
@@ -301,6 +315,41 @@ class WebApp:
             "{address} will receive {name}. Thank you!",
         )
 
+    # --- privacy-first counts (analytics.clicks / analytics.opens) -------------------------
+
+    async def click(self, request: Request) -> Response:
+        """A signed click redirect: count it (a person's or a scanner's), then 302 onwards."""
+        issue, token = request.path_params["issue"], request.path_params["token"]
+        url = self.links.verify(issue, token)
+        if url is None or not self.config.analytics.clicks:
+            return PlainTextResponse("Unknown link.", 400)
+        hit = Hit(
+            issue, url, request.method, request.headers.get("user-agent", ""),
+            request.client.host if request.client else "", self.clock(),
+        )  # fmt: skip
+        await asyncio.to_thread(self._record, record_click, hit)
+        if url.startswith(CANARY):
+            return PlainTextResponse("", 204)
+        return RedirectResponse(url, 302, headers={"Cache-Control": "no-store"})
+
+    async def open_pixel(self, request: Request) -> Response:
+        """The open pixel: an aggregate count per issue, then a transparent GIF."""
+        issue, token = request.path_params["issue"], request.path_params["token"]
+        if not self.config.analytics.opens or self.opens.verify(issue, token) != "open":
+            return PlainTextResponse("Unknown image.", 400)
+        if request.method == "GET":
+            await asyncio.to_thread(self._count_open, issue)
+        return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
+
+    def _record(self, record: Callable[[sqlite3.Connection, Hit, BurstDetector], bool],
+                hit: Hit) -> None:  # fmt: skip
+        with self.store() as store:
+            record(store.conn, hit, self.bursts)
+
+    def _count_open(self, issue: str) -> None:
+        with self.store() as store:
+            record_open(store.conn, issue, self.clock())
+
     async def healthz(self, request: Request) -> Response:
         """Liveness and the database's reachability."""
         try:
@@ -373,6 +422,8 @@ def create_app(
             route("/unsubscribe/{token}", web.unsubscribe, "POST"),
             route("/preferences/{token}", web.unsubscribe_page, "GET"),
             route("/resubscribe/{token}", web.resubscribe, "POST"),
+            route("/r/{issue}/{token}", web.click, "GET", "HEAD"),
+            route("/o/{issue}/{token}.gif", web.open_pixel, "GET", "HEAD"),
             Mount("/", _Archive(site)),
         ],
         middleware=[Middleware(BodyLimit, limit=config.web.max_body_bytes)],
