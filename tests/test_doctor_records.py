@@ -15,7 +15,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from newsletter.config import SmtpServer, parse_config
 from newsletter.doctor import Level
 from newsletter.doctor.bounces import mx_verdict
-from newsletter.doctor.dkimkey import KeyProblem, published_key, same_key, tag_list
+from newsletter.doctor.dkimkey import (
+    KeyProblem,
+    key_verdict,
+    published_key,
+    record_for,
+    same_key,
+    tag_list,
+)
 from newsletter.doctor.dmarc import aligned, find_dmarc, organisational_domain, parse_dmarc
 from newsletter.doctor.endpoints import HttpAnswer, SmtpProbe, tls_verdict, web_verdict
 from newsletter.doctor.lookup import LookupFailed
@@ -304,3 +311,23 @@ def test_bounce_domain_is_checked_and_lower_cased(tmp_path: Path) -> None:
     assert config.sending.bounce_domain == "bounces.example.org"
     with pytest.raises(ConfigError, match=r"sending.bounce_domain: 'bounces example' is not a"):
         parse_config(base + 'bounce_domain = "bounces example"\n', tmp_path / "n.toml")
+
+
+def test_key_verdicts() -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    record = record_for(private.public_key())
+    where = "nl._domainkey.example.org"
+    short = key_verdict(where, pem, [record])
+    assert short.level == Level.WARN and "RSA 1024-bit key" in short.finding
+    testing = key_verdict(where, pem, [record + "; t=y"])
+    assert testing.level == Level.WARN and "t=y" in testing.finding
+    assert "2 DKIM records" in key_verdict(where, pem, [record, record]).finding
+    bad = key_verdict(where, pem, ["v=DKIM1; p="])
+    assert bad.level == Level.FAIL and "revoked" in bad.finding and record in bad.fix
+    unreadable = key_verdict(where, b"-----BEGIN NOTHING-----", [record])
+    assert unreadable.level == Level.FAIL and "not an unencrypted PEM" in unreadable.finding

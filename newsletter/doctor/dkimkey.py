@@ -12,7 +12,7 @@ import base64
 import binascii
 import re
 
-import dkim  # type: ignore[import-untyped]
+import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
