@@ -390,6 +390,26 @@ def test_a_site_without_the_unsubscribe_endpoint_fails(doctor: Doctor) -> None:
     assert "GET answers 404" in results["unsubscribe endpoint"].finding
 
 
+def test_https_base_url_with_a_trusted_or_untrusted_certificate(
+    doctor: Doctor, certificate: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "newsletter.toml").write_text(CONFIG.format(base_url="https://x", transport="outbox"))
+    config = load_config(web / "newsletter.toml")
+    tls = {"ssl_certfile": str(certificate[0]), "ssl_keyfile": str(certificate[1])}
+    with serving(create_app(config, signer_for(config)), **tls) as url:
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+        trusted = doctor(base_url=url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))
+        untrusted = doctor(base_url=url)
+    assert trusted["HTTPS base_url"].level == Level.PASS
+    assert f"{url} answers over https" in trusted["HTTPS base_url"].finding
+    assert trusted["unsubscribe endpoint"].level == Level.PASS
+    assert untrusted["HTTPS base_url"].level == Level.FAIL
+    assert "TLS failed" in untrusted["HTTPS base_url"].finding
+
+
 def test_a_base_url_that_does_not_answer_fails(doctor: Doctor) -> None:
     results = doctor(base_url=f"http://127.0.0.1:{free_port()}")
     assert results["HTTPS base_url"].level == Level.FAIL

@@ -274,6 +274,8 @@ def test_plain_http_base_url_fails_unless_on_this_machine() -> None:
     assert https.level == Level.PASS
     down = web_verdict("https://news.example.org", HttpAnswer("https://news.example.org", 502))
     assert down.level == Level.FAIL
+    untrusted = HttpAnswer("https://news.example.org", None, error="bad cert", tls_failed=True)
+    assert "certificate" in web_verdict("https://news.example.org", untrusted).fix
 
 
 @pytest.mark.parametrize(

@@ -26,12 +26,14 @@ class SmtpProbe:
 
 @dataclass(frozen=True)
 class HttpAnswer:
-    """One HTTP response's status (None when there was none) and Location, or the error."""
+    """One HTTP response's status (None when there was none) and Location, or the error;
+    `tls_failed` when that error was the TLS handshake (an untrusted certificate...)."""
 
     url: str
     status: int | None
     location: str = ""
     error: str = ""
+    tls_failed: bool = False
 
 
 def is_loopback(host: str) -> bool:
@@ -94,6 +96,12 @@ def tls_verdict(server: SmtpServer, probe: SmtpProbe) -> CheckResult:
 def web_verdict(base_url: str, answer: HttpAnswer) -> CheckResult:
     """`base_url` must answer, over https (one-click unsubscribe needs an https link)."""
     parts = urlsplit(base_url)
+    if answer.tls_failed:
+        return failed(
+            WEB_NAME,
+            f"{base_url}: TLS failed: {answer.error}",
+            "give the site a certificate that browsers trust, for its exact host name",
+        )
     if answer.status is None:
         return failed(
             WEB_NAME,

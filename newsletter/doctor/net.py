@@ -170,4 +170,4 @@ def probe_http(url: str, data: bytes | None = None, timeout: float = HTTP_TIMEOU
         return HttpAnswer(url, exc.code, exc.headers.get("Location", ""))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return HttpAnswer(url, None, error=str(reason))
+        return HttpAnswer(url, None, error=str(reason), tls_failed=isinstance(reason, ssl.SSLError))
