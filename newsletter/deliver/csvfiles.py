@@ -30,7 +30,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from newsletter.deliver.subscribers import ImportRow, Status, Subscriber, SubscriberError
+from newsletter.deliver.services import FORMATS, Format, detect
+from newsletter.deliver.subscribers import ImportRow, Subscriber, SubscriberError
 from newsletter.errors import Problem
 
 COLUMNS = ("email", "first_name", "last_name", "tags", "status", "status_changed_at", "attributes")
@@ -67,45 +68,11 @@ def _header(record: list[str], path: Path, line: int) -> list[str]:
     return names
 
 
-def _attributes_cell(cell: str) -> dict[str, str]:
-    try:
-        value = json.loads(cell)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise SubscriberError(Problem(f"attributes {cell!r} is not a JSON object"))
-    return {str(key): str(item) for key, item in value.items()}
-
-
-def _status_cell(cell: str) -> Status:
-    try:
-        return Status(cell.strip().lower() or Status.ACTIVE)
-    except ValueError:
-        known = ", ".join(status.value for status in Status)
-        raise SubscriberError(Problem(f"status '{cell}' is not one of {known}")) from None
-
-
-def _row(line: int, header: list[str], record: list[str]) -> ImportRow:
-    cells = dict(zip(header, record, strict=True))
-    if not cells["email"].strip():
-        raise SubscriberError(Problem("the email cell is empty"))
-    attributes = _attributes_cell(cells["attributes"]) if cells.get("attributes") else {}
-    attributes.update(
-        (name, cell.strip()) for name, cell in cells.items() if name and name not in COLUMNS
-    )
-    return ImportRow(
-        line=line,
-        email=cells["email"],
-        first_name=cells.get("first_name", ""),
-        last_name=cells.get("last_name", ""),
-        tags=tuple(_TAG_SPLIT.split(cells.get("tags", ""))),
-        attributes=attributes,
-        status=_status_cell(cells.get("status", "")),
-    ).validated()
-
-
-def read_subscriber_csv(path: Path) -> tuple[list[ImportRow], list[Problem]]:
-    """The file's valid rows (validated) and a located problem for each row left out.
+def read_subscriber_csv(
+    path: Path, format: str | None = None
+) -> tuple[list[ImportRow], list[Problem], str]:
+    """The file's valid rows (validated), a located problem for each row left out, and the
+    name of the export format (`format`, or recognised from the header: see `services`).
 
     A file that cannot be read, is not UTF-8, is not CSV or has no email column raises
     SubscriberError naming it.
@@ -122,6 +89,7 @@ def read_subscriber_csv(path: Path) -> tuple[list[ImportRow], list[Problem]]:
         raise SubscriberError(Problem(message, path=path, line=line)) from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     header: list[str] | None = None
+    kind: Format | None = FORMATS[format] if format else None
     rows: list[ImportRow] = []
     problems: list[Problem] = []
     start = 1
@@ -132,12 +100,14 @@ def read_subscriber_csv(path: Path) -> tuple[list[ImportRow], list[Problem]]:
                 continue
             if header is None:
                 header = _header(record, path, line)
+                kind = kind or detect(frozenset(header))
             elif len(record) != len(header):
                 message = f"has {len(record)} fields but the header has {len(header)}"
                 problems.append(Problem(message, path=path, line=line))
             else:
+                assert kind is not None
                 try:
-                    rows.append(_row(line, header, record))
+                    rows.append(kind.row(line, dict(zip(header, record, strict=True))).validated())
                 except SubscriberError as exc:
                     problems.extend(replace(p, path=path, line=line) for p in exc.problems)
     except csv.Error as exc:
@@ -147,7 +117,8 @@ def read_subscriber_csv(path: Path) -> tuple[list[ImportRow], list[Problem]]:
         raise SubscriberError(
             Problem("is empty; it needs a header line with an email column", path)
         )
-    return rows, problems
+    assert kind is not None
+    return rows, problems, kind.name
 
 
 def write_subscriber_csv(subscribers: Iterable[Subscriber], out: TextIO) -> int:

@@ -74,6 +74,26 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE status_changes ADD COLUMN issue TEXT NOT NULL DEFAULT '';
     CREATE INDEX status_changes_issue ON status_changes (issue, status);
     """,
+    # The suppression list (keyed hashes of erased addresses that must stay out), its key,
+    # and a log of erasures that names nobody.
+    """
+    CREATE TABLE suppression_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO suppression_meta (name, value)
+        VALUES ('suppression_key', lower(hex(randomblob(32))));
+    CREATE TABLE suppressions (
+        hash TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        suppressed_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE erasures (
+        id INTEGER PRIMARY KEY,
+        erased_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    """,
 )
 
 

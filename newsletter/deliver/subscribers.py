@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +21,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter.deliver import db
+from newsletter.deliver import db, suppression
 from newsletter.errors import InputError, Problem
 from newsletter.validation import unsafe_for_header
 
@@ -78,6 +79,7 @@ class ImportRow:
 
     `status` is the status the source says they have: an opted-out status is recorded (and
     overrides an active one), so re-importing an export never revives anybody.
+    `status_reason` and `status_at` say why and when, as the source knew it.
     """
 
     line: int
@@ -87,6 +89,8 @@ class ImportRow:
     tags: tuple[str, ...] = ()
     attributes: dict[str, str] = field(default_factory=dict)
     status: Status = Status.ACTIVE
+    status_reason: str = ""
+    status_at: str | None = None
 
     def validated(self) -> ImportRow:
         """This row with its address normalised and its names and tags checked and stripped."""
@@ -109,6 +113,8 @@ class ImportReport:
     updated: int = 0
     skipped: int = 0
     problems: list[Problem] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    dry_run: bool = False
 
 
 def normalize_email(value: str) -> str:
@@ -146,6 +152,20 @@ class _Refused(SubscriberError):
         how = _OPTED_OUT_HOW[status]
         super().__init__(Problem(f"{email} {how} on {changed_at[:10]}: not resubscribed"))
         self.subscriber_id = subscriber_id
+        self.status = status
+
+
+class _Suppressed(SubscriberError):
+    """Someone erased from the list would be added back by an import or `add`."""
+
+    def __init__(self, email: str, status: Status) -> None:
+        how = _OPTED_OUT_HOW.get(status, "asked to be erased")
+        super().__init__(
+            Problem(
+                f"{email} {how} and was erased: not added back "
+                "(signing up again with double opt-in is the way back)"
+            )
+        )
 
 
 _SELECT = """
@@ -209,14 +229,15 @@ class SubscriberStore:
         self.conn.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, commit: bool = True) -> Iterator[None]:
+        """One write transaction; `commit=False` rolls it back at the end (a dry run)."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        self.conn.execute("COMMIT" if commit else "ROLLBACK")
 
     def add(
         self,
@@ -255,13 +276,75 @@ class SubscriberStore:
         row = self.conn.execute(f"{_SELECT} WHERE s.id = ?", (subscriber_id,)).fetchone()
         return _subscriber(row) if row else None
 
-    def remove(self, email: str) -> bool:
-        """Erase the subscriber with this address, their tags, history and deliveries."""
+    def erase(self, email: str, *, source: str = "cli", reason: str = "") -> Subscriber | None:
+        """Erase the subscriber with this address: their fields, tags, history and deliveries.
+
+        A keyed hash of the address stays on the suppression list, so no import or `add`
+        brings them back (only a new double opt-in does), and the erasure is logged without
+        the address. Returns what was erased, or None if the address is not on the list.
+        """
         subscriber = self.get(email)
         if subscriber is None:
-            return False
-        self.conn.execute("DELETE FROM subscribers WHERE id = ?", (subscriber.id,))
-        return True
+            return None
+        with self._transaction():
+            suppression.suppress(self.conn, subscriber.email, subscriber.status.value, reason)
+            self.conn.execute(
+                "INSERT INTO erasures (erased_at, status, source, reason) VALUES (?, ?, ?, ?)",
+                (db.now(), subscriber.status.value, source, reason),
+            )
+            self.conn.execute("DELETE FROM subscribers WHERE id = ?", (subscriber.id,))
+        return subscriber
+
+    def person(self, email: str) -> dict[str, Any] | None:
+        """Everything held about one person (for a data-access request), or None."""
+        subscriber = self.get(email)
+        if subscriber is None:
+            return None
+        deliveries = self.conn.execute(
+            "SELECT issue, status, attempts, last_reply, message_id, updated_at"
+            " FROM deliveries WHERE subscriber_id = ? ORDER BY updated_at, issue",
+            (subscriber.id,),
+        )
+        return {
+            **asdict(subscriber),
+            "history": self.history(subscriber.id),
+            "deliveries": [dict(row) for row in deliveries],
+        }
+
+    def tag(self, email: str, tags: Iterable[str]) -> Subscriber:
+        """Add tags to the subscriber with this address; SubscriberError if unknown."""
+        subscriber = self._known(email)
+        with self._transaction():
+            self._add_tags(subscriber.id, _clean_tags(tags))
+        return self._known(email)
+
+    def untag(self, email: str, tags: Iterable[str]) -> Subscriber:
+        """Take tags off the subscriber with this address (ignoring case)."""
+        subscriber = self._known(email)
+        with self._transaction():
+            self.conn.executemany(
+                "DELETE FROM subscriber_tags WHERE subscriber_id = ? AND tag = ?",
+                [(subscriber.id, tag) for tag in _clean_tags(tags)],
+            )
+        return self._known(email)
+
+    def tag_counts(self) -> dict[str, dict[str, int]]:
+        """Every tag with how many subscribers have it, per status."""
+        counts: dict[str, dict[str, int]] = {}
+        rows = self.conn.execute(
+            "SELECT t.tag, s.status, count(*) FROM subscriber_tags t"
+            " JOIN subscribers s ON s.id = t.subscriber_id GROUP BY t.tag, s.status"
+            " ORDER BY t.tag COLLATE NOCASE"
+        )
+        for tag, status, count in rows:
+            counts.setdefault(tag, {})[status] = count
+        return counts
+
+    def _known(self, email: str) -> Subscriber:
+        subscriber = self.get(email)
+        if subscriber is None:
+            raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
+        return subscriber
 
     def set_status(
         self, subscriber_id: int, status: Status, reason: str = "", *, source: str,
@@ -278,6 +361,11 @@ class SubscriberStore:
                 raise SubscriberError(Problem(f"no subscriber has id {subscriber_id}"))
             if row["status"] != status:
                 self._record_status(subscriber_id, status, reason, source, db.now(), issue)
+            if status == Status.ACTIVE:  # a confirmed sign-up is the one way back
+                email = self.conn.execute(
+                    "SELECT email FROM subscribers WHERE id = ?", (subscriber_id,)
+                ).fetchone()[0]
+                suppression.lift(self.conn, email)
         subscriber = self.get_by_id(subscriber_id)
         assert subscriber is not None
         return subscriber
@@ -340,25 +428,29 @@ class SubscriberStore:
         )
         return {domain: count for domain, count in rows}
 
-    def import_rows(self, rows: Iterable[ImportRow], *, source: str = "import") -> ImportReport:
+    def import_rows(
+        self, rows: Iterable[ImportRow], *, source: str = "import", dry_run: bool = False
+    ) -> ImportReport:
         """Add or update every row in one transaction: all of them or, on an error, none.
 
-        New addresses are added (active, or with the opted-out status the row gives); active
-        and pending ones are updated (non-empty names win, tags and attributes merged, an
-        opted-out status applied). People who opted out are left alone: a row that would make
-        them active is skipped with a problem. An address repeated in `rows` (ignoring case)
-        is merged into the first and counted once. Invalid rows are skipped with a problem.
+        New addresses are added (active, or with the opted-out status the row gives, at the
+        time and with the reason the source gave); active and pending ones are updated
+        (non-empty names win, tags and attributes merged, an opted-out status applied). People
+        who opted out are left alone: a row that would make them active is skipped with a
+        problem. An address repeated in `rows` (ignoring case) is merged into the first and
+        counted once. Invalid rows are skipped with a problem. `dry_run` does all of it and
+        then rolls it back, so the report says what an import would do.
         """
-        report = ImportReport()
+        report = ImportReport(dry_run=dry_run)
         seen: set[int] = set()
         now = db.now()
-        with self._transaction():
+        with self._transaction(commit=not dry_run):
             for row in rows:
                 try:
                     row = row.validated()
-                    outcome, subscriber_id = self._upsert(row, now, source)
+                    outcome, subscriber_id, status = self._upsert(row, now, source)
                 except _Refused as exc:
-                    outcome, subscriber_id = "refused", exc.subscriber_id
+                    outcome, subscriber_id, status = "refused", exc.subscriber_id, exc.status
                     if subscriber_id not in seen:
                         report.problems.extend(replace(p, line=row.line) for p in exc.problems)
                 except SubscriberError as exc:
@@ -368,6 +460,7 @@ class SubscriberStore:
                 if subscriber_id in seen:
                     continue
                 seen.add(subscriber_id)
+                report.statuses[Status(status).value] += 1
                 if outcome == "added":
                     report.imported += 1
                 elif outcome == "updated":
@@ -376,8 +469,9 @@ class SubscriberStore:
                     report.skipped += 1
         return report
 
-    def _upsert(self, row: ImportRow, now: str, source: str) -> tuple[str, int]:
-        """Apply one validated row: ('added' | 'updated' | 'kept', id). Call in a transaction.
+    def _upsert(self, row: ImportRow, now: str, source: str) -> tuple[str, int, Status]:
+        """Apply one validated row: ('added' | 'updated' | 'kept', id, the status it ends
+        with). Call in a transaction.
 
         Raises _Refused, having written nothing, for an opted-out person the row would make
         active again.
@@ -387,28 +481,34 @@ class SubscriberStore:
             " FROM subscribers WHERE email = ?",
             (row.email,),
         ).fetchone()
+        changed_at = row.status_at or now
+        # A sign-up on the web (pending until confirmed by email) is the one way back.
+        suppressed = old is None and source != "web"
+        if suppressed and (left := suppression.suppressed(self.conn, row.email)):
+            raise _Suppressed(row.email, Status(left))
         if old is None:
             subscriber_id = self.conn.execute(
                 "INSERT INTO subscribers (email, first_name, last_name, attributes, status,"
-                " status_changed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " status_reason, status_changed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.email,
                     row.first_name,
                     row.last_name,
                     json.dumps(row.attributes, ensure_ascii=False, sort_keys=True),
                     row.status.value,
-                    now,
+                    row.status_reason,
+                    changed_at,
                     now,
                 ),
             ).lastrowid
             assert subscriber_id is not None
-            self._history(subscriber_id, row.status, "", source, now)
+            self._history(subscriber_id, row.status, row.status_reason, source, changed_at)
             self._add_tags(subscriber_id, row.tags)
-            return "added", subscriber_id
+            return "added", subscriber_id, row.status
         subscriber_id = old["id"]
         if old["status"] in OPTED_OUT:
             if row.status in OPTED_OUT:
-                return "kept", subscriber_id
+                return "kept", subscriber_id, Status(old["status"])
             raise _Refused(subscriber_id, row.email, old["status"], old["status_changed_at"])
         attributes = json.loads(old["attributes"])
         attributes.update({key: value for key, value in row.attributes.items() if value})
@@ -423,8 +523,9 @@ class SubscriberStore:
         )
         self._add_tags(subscriber_id, row.tags)
         if row.status in OPTED_OUT:
-            self._record_status(subscriber_id, row.status, "", source, now)
-        return "updated", subscriber_id
+            self._record_status(subscriber_id, row.status, row.status_reason, source, changed_at)
+            return "updated", subscriber_id, row.status
+        return "updated", subscriber_id, Status(old["status"])
 
     def _add_tags(self, subscriber_id: int, tags: Iterable[str]) -> None:
         self.conn.executemany(
