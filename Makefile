@@ -40,14 +40,16 @@ test-fast: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-# The browser tests use Debian's chromium and `check --spam` SpamAssassin: installed where we can
-# (root with apt-get), else those tests are skipped with the reason.
+# The browser tests use Debian's chromium, `check --spam` SpamAssassin and the doctor tests the
+# dnsmasq DNS server: installed where we can (root with apt-get), else those tests are skipped
+# with the reason.
 browser:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
 	command -v spamassassin >/dev/null 2>&1 || missing="$$missing spamassassin"; \
+	PATH="$$PATH:/usr/sbin" command -v dnsmasq >/dev/null 2>&1 || missing="$$missing dnsmasq-base"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "Installing Debian's$$missing for the browser and spam tests..."; \
+	    echo "Installing Debian's$$missing for the browser, spam and doctor tests..."; \
 	    apt-get update -qq >/dev/null && apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "Not installed:$$missing; the tests that need them will be skipped"; fi; \
 	fi

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_va
 
 from newsletter.errors import ConfigError, Problem
 from newsletter.validation import (
+    Domain,
     Email,
     HeaderText,
     Rate,
@@ -77,6 +78,7 @@ class Sending(StrictModel):
     max_consecutive_failures: int = Field(20, ge=1)
     batch_size: int = Field(500, ge=1, le=100_000)
     unsubscribe_mailto: Email | None = None
+    bounce_domain: Domain | None = None  # the envelope (MAIL FROM) domain, for `doctor`
 
 
 class Web(StrictModel):

@@ -58,6 +58,19 @@ def _single_line(value: str) -> str:
     return value
 
 
+_DOMAIN = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+")
+
+
+def _domain(value: str) -> str:
+    domain = value.strip().lower().removesuffix(".")
+    if len(domain) > 253 or not _DOMAIN.fullmatch(domain):
+        raise ValueError(
+            f"'{value}' is not a domain name; write it like bounces.example.org "
+            "(an international name in its xn-- form)"
+        )
+    return domain
+
+
 def _rate(value: str) -> str:
     parse_rate(value)
     return value
@@ -80,6 +93,8 @@ def parse_rate(value: str) -> float:
 WebUrl = Annotated[str, AfterValidator(_web_url)]
 #: An email address, checked for syntax (no DNS) and normalised.
 Email = Annotated[str, AfterValidator(_email)]
+#: A domain name such as 'bounces.example.org', lower-cased.
+Domain = Annotated[str, AfterValidator(_domain)]
 #: A sending rate such as '10/s' or '3600/h'.
 Rate = Annotated[str, AfterValidator(_rate)]
 #: Text that must say something.

@@ -16,6 +16,7 @@ FORBIDDEN = {
     "publish": {"deliver", "web", "cli"},
     "web": {"cli"},
     "checks": {"web", "cli"},
+    "doctor": {"compose", "publish", "web", "checks", "cli"},
 }
 
 

@@ -18,6 +18,7 @@ from newsletter import __version__
 from newsletter.cli import archive as cli_archive
 from newsletter.cli import check as cli_check
 from newsletter.cli import console
+from newsletter.cli import doctor as cli_doctor
 from newsletter.cli import preview as cli_preview
 from newsletter.cli import report as cli_report
 from newsletter.cli import send as cli_send
@@ -116,6 +117,7 @@ app.command()(cli_archive.archive)
 app.command()(cli_preview.preview)
 app.command()(cli_preview.screenshot)
 app.command()(cli_report.report)
+app.command()(cli_doctor.doctor)
 
 
 def _version(value: bool) -> None:

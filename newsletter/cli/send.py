@@ -29,11 +29,6 @@ from newsletter.validation import parse_rate
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
 
 
-def _dkim_key(config: Config) -> DkimKey | None:
-    """The DKIM key, if configured (see `DkimKey.from_config`)."""
-    return DkimKey.from_config(config)
-
-
 def _store(config: Config) -> SubscriberStore:
     return SubscriberStore.open(config.path(config.database))
 
@@ -210,10 +205,12 @@ def send(
     lanes = make_lanes(settings, transport, issue.slug, rate=per_second, connections=connections)
     store = _store(settings)
     if test:
-        factory = MessageFactory(built, settings, signer, test=True, dkim_key=_dkim_key(settings))
+        factory = MessageFactory(
+            built, settings, signer, test=True, dkim_key=DkimKey.from_config(settings)
+        )
         _test_send(factory, lanes, store, test, envelope_from, json)
         return
-    factory = MessageFactory(built, settings, signer, dkim_key=_dkim_key(settings))
+    factory = MessageFactory(built, settings, signer, dkim_key=DkimKey.from_config(settings))
     ledger = Ledger(connect(settings.path(settings.database)), issue.slug)
     if dry_run:
         _dry_run(factory, ledger, tag, resend_uncertain, transport, json)

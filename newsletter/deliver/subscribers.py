@@ -419,6 +419,15 @@ class SubscriberStore:
         query = f"SELECT count(*) FROM subscribers s{where}"
         return int(self.conn.execute(query, params).fetchone()[0])
 
+    def count_by_domain(self, status: Status = Status.ACTIVE) -> dict[str, int]:
+        """How many subscribers with `status` each address domain (lower-cased) has."""
+        rows = self.conn.execute(
+            "SELECT lower(substr(email, instr(email, '@') + 1)) AS domain, count(*)"
+            " FROM subscribers WHERE status = ? GROUP BY domain",
+            (Status(status).value,),
+        )
+        return {domain: count for domain, count in rows}
+
     def import_rows(
         self, rows: Iterable[ImportRow], *, source: str = "import", dry_run: bool = False
     ) -> ImportReport:
