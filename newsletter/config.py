@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -227,10 +228,30 @@ def read_dkim_key(config: Config) -> tuple[bytes, bytes] | None:
             "so it can never be committed"
         )
     try:
-        key = path.read_bytes()
+        key = _ed25519_seed(path.read_bytes())
     except OSError as exc:
         raise _dkim_problem(f"cannot read {path}: {exc.strerror}") from None
     return key, _dkim_algorithm(key, path)
+
+
+def _ed25519_seed(key: bytes) -> bytes:
+    """An Ed25519 key in PEM (as openssl genpkey writes it) in dkimpy's form, its base64 seed;
+    any other key unchanged."""
+    if b"-----BEGIN PRIVATE KEY-----" not in key:
+        return key
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    try:
+        private = serialization.load_pem_private_key(key, password=None)
+    except (ValueError, TypeError):
+        return key
+    if not isinstance(private, ed25519.Ed25519PrivateKey):
+        return key
+    raw = private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return base64.b64encode(raw)
 
 
 def load_config(path: Path | None = None, start: Path = Path(".")) -> Config:

@@ -43,11 +43,16 @@ def tag_list(text: str) -> dict[str, str]:
 
 
 def public_key_of(pem: bytes) -> PublicKey:
-    """The public half of a PEM private key (PKCS#1 or PKCS#8, RSA or Ed25519)."""
+    """The public half of a PEM private key (PKCS#1 or PKCS#8, RSA or Ed25519), or of an
+    Ed25519 key in dkimpy's form (its base64 seed)."""
     try:
         private = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
-        raise KeyProblem(f"not an unencrypted PEM private key ({exc})") from None
+        try:
+            seed = base64.b64decode(pem.strip(), validate=True)
+            return ed25519.Ed25519PrivateKey.from_private_bytes(seed).public_key()
+        except (ValueError, TypeError):
+            raise KeyProblem(f"not an unencrypted PEM private key ({exc})") from None
     public = private.public_key()
     if not isinstance(public, rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
         raise KeyProblem(f"a {type(public).__name__}; DKIM uses RSA or Ed25519 keys")
@@ -174,8 +179,8 @@ def signature_verdict(key: DkimKey) -> CheckResult:
         return failed(
             SIGNATURE_NAME,
             f"the sender cannot sign with this key ({type(exc).__name__}: {exc})",
-            "use an RSA private key (2048 bits) in [dkim] key_file: the sender signs "
-            "rsa-sha256 only",
+            "point [dkim] key_file at an RSA private key (2048 bits, PEM) or an Ed25519 one "
+            "(PEM, or the base64 seed dknewkey writes)",
         )
     missing = [name for name in MUST_SIGN if name not in headers]
     covered = ", ".join(headers)
