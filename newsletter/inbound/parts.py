@@ -1,0 +1,113 @@
+"""Reading an inbound message: decoded headers, text parts, and the returned original's headers."""
+
+from __future__ import annotations
+
+import email.errors
+import email.header
+import email.utils
+import re
+from email.message import Message
+from email.parser import HeaderParser
+
+ORIGINAL_MARK = re.compile(
+    r"^[\s\-=*|_]*(below this line is a copy|unsent message follows|original message (follows|headers)"
+    r"|this is a copy of the message|message header follows|returned message"
+    r"|message text follows|text of the (returned )?message|headers of the original"
+    r"|original message header|original message\s*-{3,}|undelivered message|------ this is a copy"
+    r"|content-type: message/rfc822|content-type: text/rfc822-headers).*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_QUOTE = re.compile(r"^>(?: |$|(?=>>> )|(?=<<< ))", re.MULTILINE)
+_TAGS = re.compile(r"<(br|p|div|tr|li)\b[^>]*>", re.IGNORECASE)
+
+
+def header(msg: Message, name: str) -> str:
+    """A header's value, decoded from RFC 2047 and unfolded; "" when absent."""
+    value = msg.get(name)
+    if value is None:
+        return ""
+    try:
+        text = str(email.header.make_header(email.header.decode_header(str(value))))
+    except (UnicodeError, LookupError, email.errors.HeaderParseError):
+        text = str(value)
+    if "\x1b$" in text:  # raw ISO-2022-JP, as Japanese MTAs write it into DSN fields
+        try:
+            text = text.encode("latin-1").decode("iso-2022-jp")
+        except UnicodeError:
+            pass
+    return " ".join(text.split())
+
+
+def addresses(msg: Message, name: str) -> list[str]:
+    """The addresses in every `name` header of `msg`."""
+    values = [str(v) for v in msg.get_all(name, [])]
+    return [a for _, a in email.utils.getaddresses(values) if "@" in a]
+
+
+def text_of(part: Message) -> str:
+    """The decoded text of a non-multipart part."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        raw = part.get_payload()
+        return raw if isinstance(raw, str) else ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:
+        return payload.decode("latin-1")
+
+
+def outer_parts(msg: Message) -> list[Message]:
+    """Every part of `msg`, not descending into attached messages."""
+    parts = [msg]
+    if msg.is_multipart() and msg.get_content_maintype() != "message":
+        for sub in msg.get_payload():
+            if isinstance(sub, Message):
+                parts.extend(outer_parts(sub))
+    return parts
+
+
+def all_text(msg: Message) -> str:
+    """The decoded text of every leaf part, attached messages included, quote marks removed."""
+    return _QUOTE.sub("", "\n".join(text_of(p) for p in msg.walk() if not p.is_multipart()))
+
+
+def human_text(msg: Message) -> str:
+    """The bounce's own words: its text parts, cut before the copy of the original message."""
+    chunks = [
+        text_of(p)
+        for p in outer_parts(msg)
+        if not p.is_multipart()
+        and (p.get_content_type() in ("text/plain", "text/html") or p.get_content_maintype() == "multipart")
+    ]
+    text = _QUOTE.sub("", "\n".join(c for c in chunks if c))
+    if "<html" in text.lower() or "<br" in text.lower():
+        text = re.sub(r"<[^>]+>", " ", _TAGS.sub("\n", text))
+    mark = ORIGINAL_MARK.search(text)
+    if mark is not None and mark.start() > 0:
+        text = text[: mark.start()]
+    return text
+
+
+def returned_headers(msg: Message) -> list[Message]:
+    """Headers of the returned original: message/rfc822 or text/rfc822-headers parts, or the
+    header block that follows a bounce's "original message follows" line."""
+    found = []
+    for part in outer_parts(msg):
+        ctype = part.get_content_type()
+        if ctype in ("message/rfc822", "message/global"):
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                found.append(inner[0])
+        elif ctype in ("text/rfc822-headers", "message/rfc822-headers", "text/global-headers"):
+            found.append(HeaderParser().parsestr(text_of(part).lstrip()))
+    if found:
+        return found
+    text = all_text(msg)
+    for mark in ORIGINAL_MARK.finditer(text):
+        block = text[mark.end() :].lstrip("\r\n-= \t")
+        if re.match(r"[\w-]+:\s", block):
+            parsed = HeaderParser().parsestr(block)
+            if parsed.keys():
+                return [parsed]
+    return []
