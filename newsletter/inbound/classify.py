@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 from email.parser import HeaderParser
 from typing import Any, Literal
@@ -70,7 +70,9 @@ def _complaint(msg: Message, originals: list[Message]) -> tuple[str, list[str]] 
             fields = HeaderParser().parsestr(str(payload).lstrip())
         feedback = header(fields, "Feedback-Type").lower() or "abuse"
         named = [found.field_address(str(v)) for v in fields.get_all("Original-Rcpt-To", [])]
-        named = named or [found.field_address(str(v)) for v in fields.get_all("Removal-Recipient", [])]
+        named = named or [
+            found.field_address(str(v)) for v in fields.get_all("Removal-Recipient", [])
+        ]
         return feedback, named or [a for o in originals for a in addresses(o, "To")]
     for original in originals:
         jmrp = addresses(original, "X-HmXmrOriginalRecipient")
@@ -189,6 +191,18 @@ def _bounce(failures: list[Failure], human: str) -> tuple[tuple[Recipient, ...],
     return tuple(r for r, _ in judged), "; ".join(dict.fromkeys(reason for _, reason in judged))
 
 
+def _addressed(failures: list[Failure], originals: list[Message]) -> list[Failure]:
+    """Failures whose recipient is not an address (a file, a pipe) take the original's To."""
+    to = list(dict.fromkeys(a for o in originals for a in addresses(o, "To")))
+    fixed = []
+    for failure in failures:
+        if "@" in failure.address:
+            fixed.append(failure)
+        elif len(to) == 1:
+            fixed.append(replace(failure, address=to[0]))
+    return fixed
+
+
 def _unnamed(msg: Message, originals: list[Message], human: str) -> list[Failure]:
     """A bounce that names no recipient: the returned original's To, judged by the whole text."""
     named = [a for o in originals for a in addresses(o, "To")]
@@ -220,6 +234,10 @@ def classify(raw: bytes) -> Decision:
         recipients = tuple(Recipient(a, "", "policy", feedback) for a in dict.fromkeys(named))
         return decide("complaint", recipients, f"a complaint (feedback report: {feedback})")
 
+    if ses is not None and ses.get("notificationType") not in ("Bounce", "Complaint", None):
+        kind = ses.get("notificationType")
+        return decide("unclassified", (), f"an Amazon SES notification of type {kind}")
+
     bounce_like = _looks_like_bounce(msg)
     is_dsn = found.is_dsn(msg)
     if ses is not None and ses.get("notificationType") == "Bounce":
@@ -228,7 +246,11 @@ def classify(raw: bytes) -> Decision:
         failed = found.dsn_failures(msg) or (
             found.text_dsn_failures(msg) if bounce_like or is_dsn else []
         )
-    if not failed and is_dsn and not re.search(r"fail|undeliver|not\s+be\s+delivered", human, re.IGNORECASE):
+    if (
+        not failed
+        and is_dsn
+        and not re.search(r"fail|undeliver|not\s+be\s+delivered", human, re.IGNORECASE)
+    ):
         return decide("unclassified", (), "a delivery status notification that reports no failure")
 
     if not failed:
@@ -240,8 +262,9 @@ def classify(raw: bytes) -> Decision:
         if signal and not bounce_like:
             return decide("auto-reply", (), f"an automatic reply: {signal}")
         failed = found.prose_failures(msg, human, bounce_like or is_dsn)
-        if not failed and (bounce_like or is_dsn):
-            failed = _unnamed(msg, originals, human)
+    failed = _addressed(failed, originals)
+    if not failed and (bounce_like or is_dsn):
+        failed = _unnamed(msg, originals, human)
     if failed:
         return decide("bounce", *_bounce(failed, human))
     return decide("unclassified", (), "neither a bounce, a complaint nor an automatic reply")

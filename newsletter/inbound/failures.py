@@ -50,7 +50,8 @@ def _failure_of(block: Message) -> Failure | None:
         return None
     if not status and not action:
         return None
-    transient = action.startswith("delayed") or status.startswith("4")
+    given_up_on_address = action.startswith("failed") and status.startswith("4.1.")
+    transient = action.startswith("delayed") or (status[:1] == "4" and not given_up_on_address)
     return Failure(address, status, diagnostic, transient)
 
 
@@ -61,7 +62,7 @@ def is_dsn(msg: Message) -> bool:
 
 def dsn_failures(msg: Message) -> list[Failure]:
     """The failed or delayed recipients of the message/delivery-status parts (RFC 3464)."""
-    found = []
+    found: list[Failure] = []
     for part in outer_parts(msg):
         if not part.get_content_type().endswith("delivery-status"):
             continue
@@ -172,7 +173,7 @@ def prose_failures(msg: Message, text: str, looks_like_bounce: bool) -> list[Fai
     failures = []
     for address in dict.fromkeys(found):
         words = context(lines, address, others) or text
-        status = enhanced_status(words)
+        status = enhanced_status(words, failures_only=True)
         reply = _SMTP_REPLY.search(words)
         first = status or (reply.group(1) if reply else "5")
         transient = first.startswith("4") or bool(_DELAYED.search(words))

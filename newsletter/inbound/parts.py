@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.errors
 import email.header
 import email.utils
@@ -10,7 +11,8 @@ from email.message import Message
 from email.parser import HeaderParser
 
 ORIGINAL_MARK = re.compile(
-    r"^[\s\-=*|_]*(below this line is a copy|unsent message follows|original message (follows|headers)"
+    r"^[\s\-=*|_]*(below this line is a copy|unsent message follows"
+    r"|original message (follows|headers)"
     r"|this is a copy of the message|message header follows|returned message"
     r"|message text follows|text of the (returned )?message|headers of the original"
     r"|original message header|original message\s*-{3,}|undelivered message|------ this is a copy"
@@ -31,10 +33,8 @@ def header(msg: Message, name: str) -> str:
     except (UnicodeError, LookupError, email.errors.HeaderParseError):
         text = str(value)
     if "\x1b$" in text:  # raw ISO-2022-JP, as Japanese MTAs write it into DSN fields
-        try:
+        with contextlib.suppress(UnicodeError):
             text = text.encode("latin-1").decode("iso-2022-jp")
-        except UnicodeError:
-            pass
     return " ".join(text.split())
 
 
@@ -78,7 +78,10 @@ def human_text(msg: Message) -> str:
         text_of(p)
         for p in outer_parts(msg)
         if not p.is_multipart()
-        and (p.get_content_type() in ("text/plain", "text/html") or p.get_content_maintype() == "multipart")
+        and (
+            p.get_content_type() in ("text/plain", "text/html")
+            or p.get_content_maintype() == "multipart"
+        )
     ]
     text = _QUOTE.sub("", "\n".join(c for c in chunks if c))
     if "<html" in text.lower() or "<br" in text.lower():
