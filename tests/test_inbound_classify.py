@@ -83,7 +83,7 @@ def test_hard_agreement_with_corpus(corpus: tuple[dict, dict]) -> None:
     share = agree / total
     print(f"\nhard/not-hard agreement: {agree}/{total} = {share:.1%}")
     print("\n".join(misses))
-    assert share >= 0.96, f"agreement {share:.1%}:\n" + "\n".join(misses)
+    assert share >= 0.97, f"agreement {share:.1%}:\n" + "\n".join(misses)
 
 
 def test_no_refusal_and_no_auto_reply_is_hard(corpus: tuple[dict, dict]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import flufl.bounce
 
 from .parts import all_text, header, outer_parts, text_of
-from .rules import enhanced_status
+from .rules import best_status, enhanced_status
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,9 @@ def _failure_of(block: Message) -> Failure | None:
     if "@" not in address:
         return None
     action = header(block, "Action").lower()
-    status = enhanced_status(header(block, "Status"))
     code = header(block, "Diagnostic-Code")
     diagnostic = code.partition(";")[2].strip() if ";" in code[:12] else code
+    status = best_status(enhanced_status(header(block, "Status")), diagnostic)
     if not (action.startswith(("failed", "delayed")) or (not action and status[:1] in "45")):
         return None
     if not status and not action:
@@ -132,7 +132,7 @@ def ses_failures(data: dict[str, Any]) -> list[Failure]:
         if "@" in address:
             code = str(item.get("diagnosticCode") or "")
             diagnostic = code.partition(";")[2].strip() if ";" in code[:12] else code
-            status = enhanced_status(str(item.get("status") or "")) or enhanced_status(code)
+            status = best_status(enhanced_status(str(item.get("status") or "")), diagnostic)
             context = f"{bounce.get('bounceType', '')} {bounce.get('bounceSubType', '')}"
             found.append(Failure(address, status, diagnostic, transient, context))
     return found

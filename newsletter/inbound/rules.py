@@ -61,8 +61,9 @@ RULES: tuple[Rule, ...] = (
     # --- exact wordings of common systems that would otherwise read otherwise ----------------
     Rule(
         "hard",
-        "no such recipient (Microsoft 365 directory-based edge blocking)",
-        first=r"5\.4\.1 .{0,80}recipient address rejected: access denied",
+        "the receiver refuses this recipient address whoever sends (Postfix recipient access,"
+        " Microsoft 365 directory-based edge blocking)",
+        first=r"recipient address rejected: access denied",
     ),
     Rule(
         "hard",
@@ -171,6 +172,7 @@ RULES: tuple[Rule, ...] = (
         r"|does not accept (e-?)?mail|accepts no mail|not accepting (any )?mail"
         r"|name server.{0,60}(not found|host not found)|host name lookup failure"
         r"|bad destination system|unknown domain|illegal host/domain|invalid domain"
+        r"|mx records point to non-?existent hosts"
         r"|(find|found) (a |an |any )?(mail exchanger|mx|ip address)",
     ),
     Rule(
@@ -183,7 +185,7 @@ RULES: tuple[Rule, ...] = (
         r"( address)? (is )?(unknown|not found|not exist|does not exist|doesn'?t exist"
         r"|not valid|invalid|nonexistent|non-existent)"
         r"|invalid (recipient|mailbox|address|user|account)|not a valid (mailbox|user"
-        r"|recipient|address)|mailbox not found|recipientnotfound"
+        r"|recipient|address)|mailbox not found|mailbox unavailable|recipientnotfound"
         r"|does not exist|doesn'?t exist|not listed in|no mailbox|unknown or illegal alias"
         r"|user not local|not our customer|account (has been )?(removed|deleted|closed"
         r"|expired|terminated)|no longer exists|bad destination mailbox|invalid address"
@@ -255,6 +257,15 @@ def enhanced_status(text: str, failures_only: bool = False) -> str:
     return ""
 
 
+def best_status(status: str, diagnostic: str) -> str:
+    """`status`, or the more specific failure code of the same class the diagnostic gives
+    (a DSN's "5.0.0" over a reply's "550 5.1.1 ...")."""
+    said = enhanced_status(diagnostic, failures_only=True)
+    if said and (not status or (status.endswith(".0") and not said.endswith(".0"))):
+        return said if not status or said[0] == status[0] else status
+    return status
+
+
 @cache
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
@@ -290,12 +301,12 @@ def judge(status: str, diagnostic: str, transient: bool, context: str = "") -> t
     """The class of one failed recipient and why, from its status code, its diagnostic and
     the bounce's words about it (`context`). A `transient` failure (delayed, 4xx that was
     not given up on as an address problem) is never hard."""
-    vendor = _by_first(diagnostic) or _by_first(context)
-    if vendor is not None:
-        return vendor.klass, vendor.reason
     code = _by_status(status) if status else None
     vague = not status or status.endswith(".0")
-    session = _by_session(context + "\n" + diagnostic)
+    vendor = _by_first(diagnostic) or _by_first(context)
+    if vendor is not None and not (transient and vendor.klass == "hard"):
+        return vendor.klass, vendor.reason
+    session = None if transient else _by_session(context + "\n" + diagnostic)
     if session is not None and (
         session.klass == "soft" or vague or code is None or code.klass != "hard"
     ):
