@@ -93,7 +93,8 @@ _AUTO_SUBJECT = re.compile(
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|returned mail|delivery (status|failure|failed|notification|has failed|problem)"
     r"|mail delivery|failure notice|non[- ]?delivery|could not be delivered|nondeliverable"
-    r"|mail system error|rejected|bounce|not delivered|warning: could not send",
+    r"|mail system error|rejected|bounce|not delivered|warning: could not send|mail error"
+    r"|error sending|メールエラー|配信エラー|不達",
     re.IGNORECASE,
 )
 _DAEMON = re.compile(r"mailer-daemon|postmaster|mail delivery (system|subsystem)", re.IGNORECASE)

@@ -31,6 +31,9 @@ class Failure:
     context: str = ""
 
 
+FAILED_ACTIONS = ("failed", "delayed", "expired")  # "expired": SendGrid's word for failed
+
+
 def field_address(value: str) -> str:
     """The address of an `rfc822; user@example.org` field."""
     address = value.partition(";")[2] if ";" in value else value
@@ -46,12 +49,13 @@ def _failure_of(block: Message) -> Failure | None:
     code = header(block, "Diagnostic-Code")
     diagnostic = code.partition(";")[2].strip() if ";" in code[:12] else code
     status = best_status(enhanced_status(header(block, "Status")), diagnostic)
-    if not (action.startswith(("failed", "delayed")) or (not action and status[:1] in "45")):
+    if not (action.startswith(FAILED_ACTIONS) or (not action and status[:1] in "45")):
         return None
     if not status and not action:
         return None
     given_up_on_address = action.startswith("failed") and status.startswith("4.1.")
     transient = action.startswith("delayed") or (status[:1] == "4" and not given_up_on_address)
+    status = status or ("4.0.0" if transient else "")
     return Failure(address, status, diagnostic, transient)
 
 
@@ -61,9 +65,14 @@ def is_dsn(msg: Message) -> bool:
 
 
 def dsn_failures(msg: Message) -> list[Failure]:
-    """The failed or delayed recipients of the message/delivery-status parts (RFC 3464)."""
+    """The failed or delayed recipients of the message/delivery-status parts (RFC 3464); those
+    of a report returned inside the bounce when the bounce itself has none."""
+    return _status_parts(outer_parts(msg)) or _status_parts(list(msg.walk()))
+
+
+def _status_parts(parts: list[Message]) -> list[Failure]:
     found: list[Failure] = []
-    for part in outer_parts(msg):
+    for part in parts:
         if not part.get_content_type().endswith("delivery-status"):
             continue
         payload = part.get_payload()
@@ -146,8 +155,9 @@ _FAILED_LINE = re.compile(
     rf"<({_ADDRESS})>\s*(?::|\.\.\.|\(|$)"  # qmail `<a>:`, sendmail `<a>... reason`
     rf"|\d{{3}}\s+<({_ADDRESS})>\.\.\."  # old sendmail `550 <a>... reason`
     rf"|({_ADDRESS})\s*(?:<mailto:[^>]*>)?\s*$"  # the address alone on its line
-    rf"|({_ADDRESS})\s*(?::|\(|\.\.\.|\s+on\s+\d)"  # `a: reason`, `a (reason)`, `a on <date>`
-    rf"|.*RCPT TO:\s*<({_ADDRESS})>"  # a transcript of the refused command
+    rf"|({_ADDRESS})\s*(?::|\(|\[|\.\.\.|\s+on\s+\d)"  # `a: why`, `a (why)`, `a [why]`
+    rf"|.*RCPT TO:\s*<?({_ADDRESS})"  # a transcript of the refused command
+    rf"|.*\b(?:to|address|recipient)\s*:?\s*<({_ADDRESS})>"  # `delivering ... to <a>`
     r")",
     re.IGNORECASE | re.MULTILINE,
 )

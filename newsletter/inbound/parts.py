@@ -15,7 +15,8 @@ ORIGINAL_MARK = re.compile(
     r"|original message (follows|headers)"
     r"|this is a copy of the message|message header follows|returned message"
     r"|message text follows|text of the (returned )?message|headers of the original"
-    r"|original message header|original message\s*-{3,}|undelivered message|------ this is a copy"
+    r"|original message header|original message\s*(-{3,}|:?\s*$)|(message )?headers follow"
+    r"|undelivered message|------ this is a copy"
     r"|content-type: message/rfc822|content-type: text/rfc822-headers).*$",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -32,10 +33,18 @@ def header(msg: Message, name: str) -> str:
         text = str(email.header.make_header(email.header.decode_header(str(value))))
     except (UnicodeError, LookupError, email.errors.HeaderParseError):
         text = str(value)
-    if "\x1b$" in text:  # raw ISO-2022-JP, as Japanese MTAs write it into DSN fields
+    return " ".join(_mended(text).split())
+
+
+def _mended(text: str) -> str:
+    """`text` with raw 8-bit bytes read as UTF-8 and raw ISO-2022-JP decoded (what MTAs put
+    into headers and DSN fields without RFC 2047)."""
+    with contextlib.suppress(UnicodeError):
+        text = text.encode("ascii", "surrogateescape").decode("utf-8")
+    if "\x1b$" in text:
         with contextlib.suppress(UnicodeError):
             text = text.encode("latin-1").decode("iso-2022-jp")
-    return " ".join(text.split())
+    return text
 
 
 def addresses(msg: Message, name: str) -> list[str]:
@@ -51,10 +60,10 @@ def text_of(part: Message) -> str:
         raw = part.get_payload()
         return raw if isinstance(raw, str) else ""
     charset = part.get_content_charset() or "utf-8"
-    try:
-        return payload.decode(charset, errors="replace")
-    except LookupError:
-        return payload.decode("latin-1")
+    for attempt in (charset, "utf-8"):
+        with contextlib.suppress(LookupError, UnicodeError):
+            return payload.decode(attempt)
+    return payload.decode("latin-1")
 
 
 def outer_parts(msg: Message) -> list[Message]:

@@ -68,7 +68,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "hard",
         "the recipient's domain accepts no mail (null MX, RFC 7505)",
-        first=r"(?<!sender )(?<!sender's )\b(host|domain) does not accept (e-?)?mail",
+        first=r"(?<!sender )(?<!sender's )\b(host|domain) does not accept (e-?)?mail"
+        r"|an mx or srv record indicated no smtp service",
     ),
     Rule(
         "hard",
@@ -151,7 +152,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "soft",
         "the receiver reports a temporary failure",
-        text=r"temporar|try (again )?later|try again\b",
+        text=r"temporar|try (again )?later|(?<!and )try again\b",
     ),
     # --- hard wording: the address is dead -----------------------------------------------------
     Rule(
@@ -172,7 +173,8 @@ RULES: tuple[Rule, ...] = (
         r"|does not accept (e-?)?mail|accepts no mail|not accepting (any )?mail"
         r"|name server.{0,60}(not found|host not found)|host name lookup failure"
         r"|bad destination system|unknown domain|illegal host/domain|invalid domain"
-        r"|mx records point to non-?existent hosts"
+        r"|mx records point to non-?existent hosts|domain (is )?not reachable"
+        r"|not accepting network messages"
         r"|(find|found) (a |an |any )?(mail exchanger|mx|ip address)",
     ),
     Rule(
@@ -185,7 +187,7 @@ RULES: tuple[Rule, ...] = (
         r"( address)? (is )?(unknown|not found|not exist|does not exist|doesn'?t exist"
         r"|not valid|invalid|nonexistent|non-existent)"
         r"|invalid (recipient|mailbox|address|user|account)|not a valid (mailbox|user"
-        r"|recipient|address)|mailbox not found|mailbox unavailable|recipientnotfound"
+        r"|recipient|address)|mailbox not found|mailbox unavailable|recipientnotfound|recipnotfound"
         r"|does not exist|doesn'?t exist|not listed in|no mailbox|unknown or illegal alias"
         r"|user not local|not our customer|account (has been )?(removed|deleted|closed"
         r"|expired|terminated)|no longer exists|bad destination mailbox|invalid address"
@@ -194,7 +196,7 @@ RULES: tuple[Rule, ...] = (
         r"|doesn'?t have a .{0,30}account|there is no one here|addressee unknown"
         r"|recipient address rejected: (user unknown|undeliverable)"
         r"|recipient address rejected\.?\s*($|\(in reply to rcpt)"
-        r"|存在しません|見つかりません|宛先不明",
+        r"|存在しません|見つかりません|宛先不明|ディレクトリ.{0,12}ありません",
     ),
     # --- soft wording that only counts when nothing above says more ---------------------------
     Rule(
@@ -246,6 +248,8 @@ RULES: tuple[Rule, ...] = (
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _ADDRESS = re.compile(r"[^\s<>()\[\]'\":;,]+@[^\s<>()\[\]'\":;,]+")
+_BLOCKLIST = re.compile(r"spamhaus|spamcop|sorbs|barracuda|uceprotect|abuseat|dnsbl|rbl")
+_URL = re.compile(r"\b(?:https?|ftp)://[^\s<>\"')\]]+", re.IGNORECASE)
 _HOST = re.compile(r"\b[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}\b")
 
 
@@ -258,12 +262,12 @@ def enhanced_status(text: str, failures_only: bool = False) -> str:
 
 
 def best_status(status: str, diagnostic: str) -> str:
-    """`status`, or the more specific failure code of the same class the diagnostic gives
-    (a DSN's "5.0.0" over a reply's "550 5.1.1 ...")."""
+    """The receiver's own failure code when its reply gives a specific one of the same class
+    (a reply's "552 5.2.2 ..." over the reporting MTA's "5.1.1" or "5.0.0"), else `status`."""
     said = enhanced_status(diagnostic, failures_only=True)
-    if said and (not status or (status.endswith(".0") and not said.endswith(".0"))):
-        return said if not status or said[0] == status[0] else status
-    return status
+    if not said or (status and (said[0] != status[0] or said.endswith(".0"))):
+        return status
+    return said
 
 
 @cache
@@ -272,8 +276,11 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 
 def _scrub(text: str) -> str:
-    """`text` with addresses and host names blanked, whitespace collapsed."""
-    return " ".join(_HOST.sub("host", _ADDRESS.sub("address", text)).split())
+    """`text` with links, addresses and host names (but those of blocklists) blanked,
+    whitespace collapsed."""
+    links = _URL.sub(lambda m: m[0] if _BLOCKLIST.search(m[0]) else "link", text)
+    hosts = _HOST.sub(lambda m: m[0] if _BLOCKLIST.search(m[0]) else "host", links)
+    return " ".join(_ADDRESS.sub("address", hosts).split())
 
 
 def _by_text(text: str) -> Rule | None:
@@ -311,9 +318,9 @@ def judge(status: str, diagnostic: str, transient: bool, context: str = "") -> t
         session.klass == "soft" or vague or code is None or code.klass != "hard"
     ):
         return session.klass, session.reason
-    words = (_by_text(diagnostic) if diagnostic else None) or (
-        _by_text(context) if context else None
-    )
+    words = _by_text(diagnostic) if diagnostic else None
+    if words is None and context and (vague or code is None):
+        words = _by_text(context)
     if words is not None and words.klass == "policy":
         return words.klass, words.reason
     if code is not None and code.klass == "policy" and not (vague and words is not None):
