@@ -97,7 +97,16 @@ _BOUNCE_SUBJECT = re.compile(
     r"|error sending|メールエラー|配信エラー|不達",
     re.IGNORECASE,
 )
-_DAEMON = re.compile(r"mailer-daemon|postmaster|mail delivery (system|subsystem)", re.IGNORECASE)
+_DAEMON = re.compile(
+    r"mailer-daemon|post_?master|mail delivery (system|subsystem)|\bndr\b", re.IGNORECASE
+)
+_BOUNCE_BODY = re.compile(
+    r"could not be delivered|undeliverable|delivery (has )?failed|permanent (fatal )?error"
+    r"|returned to sender|failed to deliver|unable to deliver|could not deliver|did not reach"
+    r"|delivery to the following recipients? failed|invalid user address|error delivering"
+    r"|trouble delivering|送信できませんでした|配信できませんでした",
+    re.IGNORECASE,
+)
 
 
 def _auto_reply_signal(msg: Message) -> str:
@@ -115,9 +124,14 @@ def _auto_reply_signal(msg: Message) -> str:
     return ""
 
 
-def _looks_like_bounce(msg: Message) -> bool:
+def _looks_like_bounce(msg: Message, human: str) -> bool:
+    """True when the subject, the sender or the opening words read as a delivery failure."""
     sender = header(msg, "From") + " " + header(msg, "Return-Path")
-    return bool(_BOUNCE_SUBJECT.search(header(msg, "Subject")) or _DAEMON.search(sender))
+    return bool(
+        _BOUNCE_SUBJECT.search(header(msg, "Subject"))
+        or _DAEMON.search(sender)
+        or _BOUNCE_BODY.search(" ".join(human[:2000].split()))
+    )
 
 
 _UNSUBSCRIBE_SUBJECT = re.compile(
@@ -239,7 +253,7 @@ def classify(raw: bytes) -> Decision:
         kind = ses.get("notificationType")
         return decide("unclassified", (), f"an Amazon SES notification of type {kind}")
 
-    bounce_like = _looks_like_bounce(msg)
+    bounce_like = _looks_like_bounce(msg, human)
     is_dsn = found.is_dsn(msg)
     if ses is not None and ses.get("notificationType") == "Bounce":
         failed = found.ses_failures(ses)

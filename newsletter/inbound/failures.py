@@ -158,6 +158,7 @@ _FAILED_LINE = re.compile(
     rf"|({_ADDRESS})\s*(?::|\(|\[|\.\.\.|\s+on\s+\d)"  # `a: why`, `a (why)`, `a [why]`
     rf"|.*RCPT TO:\s*<?({_ADDRESS})"  # a transcript of the refused command
     rf"|.*\b(?:to|address|recipient)\s*:?\s*<({_ADDRESS})>"  # `delivering ... to <a>`
+    rf"|.*\brecipients?\b[^:\n]{{0,40}}:\s*<?({_ADDRESS})"  # `the following recipients ...: a`
     r")",
     re.IGNORECASE | re.MULTILINE,
 )

@@ -30,10 +30,22 @@ def header(msg: Message, name: str) -> str:
     if value is None:
         return ""
     try:
-        text = str(email.header.make_header(email.header.decode_header(str(value))))
-    except (UnicodeError, LookupError, email.errors.HeaderParseError):
-        text = str(value)
+        pieces = email.header.decode_header(value)
+    except email.errors.HeaderParseError:
+        return " ".join(_mended(str(value)).split())
+    text = "".join(
+        _decoded(data, charset) if isinstance(data, bytes) else data for data, charset in pieces
+    )
     return " ".join(_mended(text).split())
+
+
+def _decoded(data: bytes, charset: str | None) -> str:
+    """Bytes of a header in their declared charset, else UTF-8, else ISO-2022-JP, else Latin-1."""
+    declared = [charset] if charset and charset != "unknown-8bit" else []
+    for attempt in (*declared, "utf-8", "iso-2022-jp"):
+        with contextlib.suppress(LookupError, UnicodeError):
+            return data.decode(attempt)
+    return data.decode("latin-1")
 
 
 def _mended(text: str) -> str:
