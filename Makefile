@@ -29,11 +29,12 @@ test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check newsletter tests benchmarks
 	$(BIN)/python -m pytest -q
 
-# The browser tests use Debian's chromium and `check --spam` SpamAssassin: installed where we can
-# (root with apt-get), else those tests are skipped with the reason.
+# The browser tests use Debian's chromium, `check --spam` SpamAssassin and the inbound IMAP tests
+# Dovecot: installed where we can (root with apt-get), else those tests are skipped with the reason.
 browser:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
 	command -v spamassassin >/dev/null 2>&1 || missing="$$missing spamassassin"; \
+	[ -x /usr/sbin/dovecot ] || missing="$$missing dovecot-imapd"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing Debian's$$missing for the browser and spam tests..."; \
