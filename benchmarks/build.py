@@ -36,12 +36,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from newsletter.build import build_issue, prepare, render_mjml, render_text
-from newsletter.compiler import compile_mjml
+from newsletter.compose.build import build_issue, prepare, render_mjml, render_text
+from newsletter.compose.compiler import compile_mjml
+from newsletter.compose.inline import inline_css
+from newsletter.compose.issues import load_issue
+from newsletter.compose.templates import make_environment
 from newsletter.config import load_config
-from newsletter.inline import inline_css
-from newsletter.issues import load_issue
-from newsletter.templates import make_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUE = ROOT / "issues" / "2026-11-24-france-welcomes-chechen-refugees"

@@ -65,16 +65,16 @@ from typing import Any, cast
 from rich.console import Console
 from rich.table import Table
 
-from newsletter.build import BuiltIssue, build_issue
+from newsletter.compose.build import BuiltIssue, build_issue
+from newsletter.compose.issues import load_issue
+from newsletter.compose.mergetags import MergeTemplate
 from newsletter.config import Config, load_config
-from newsletter.db import connect
-from newsletter.issues import load_issue
-from newsletter.ledger import Ledger
-from newsletter.mergetags import MergeTemplate
-from newsletter.message import MessageFactory, Recipient
-from newsletter.sender import Policy, SendReport, make_lanes, send_issue
-from newsletter.subscribers import ImportRow, SubscriberStore
-from newsletter.tokens import SECRET_ENV, Signer, signer_for
+from newsletter.deliver.db import connect
+from newsletter.deliver.ledger import Ledger
+from newsletter.deliver.message import MessageFactory, Recipient
+from newsletter.deliver.sender import Policy, SendReport, make_lanes, send_issue
+from newsletter.deliver.subscribers import ImportRow, SubscriberStore
+from newsletter.deliver.tokens import SECRET_ENV, Signer, signer_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SLUG = "2026-11-24-france-welcomes-chechen-refugees"

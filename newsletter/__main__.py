@@ -1,5 +1,5 @@
 """`python -m newsletter`."""
 
-from .cli import main
+from newsletter.cli.app import main
 
 main()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Error, Page, sync_playwright
 
-from .errors import NewsletterError
+from newsletter.errors import NewsletterError
 
 #: The widths an email is looked at: a phone and a desktop mail client's reading pane.
 WIDTHS: tuple[int, ...] = (375, 650)

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from .errors import ConfigError, Problem
-from .validation import Email, HeaderText, Rate, StrictModel, Text, WebUrl, problems_from
+from newsletter.errors import ConfigError, Problem
+from newsletter.validation import Email, HeaderText, Rate, StrictModel, Text, WebUrl, problems_from
 
 CONFIG_NAME = "newsletter.toml"
 
@@ -76,6 +76,13 @@ class Dkim(StrictModel):
     domain: str | None = None
 
 
+class Analytics(StrictModel):
+    """What `serve` counts for `newsletter report`; nothing is ever counted per reader."""
+
+    clicks: bool = False
+    opens: bool = False
+
+
 class Config(StrictModel):
     """The project's settings. `root` is the folder that holds newsletter.toml."""
 
@@ -93,6 +100,7 @@ class Config(StrictModel):
     smtp: list[SmtpServer] = Field(default_factory=list)
     dkim: Dkim | None = None
     web: Web = Web()
+    analytics: Analytics = Analytics()
     root: Path = Field(Path("."), exclude=True)
 
     def path(self, value: str) -> Path:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
-from .errors import Problem
+from newsletter.errors import Problem
 
 
 class StrictModel(BaseModel):

@@ -90,3 +90,17 @@ def smtp_project(project: Path) -> Callable[..., Path]:
         return config
 
     return configure
+
+
+# The fast lane (`make test-fast`) runs `-m "not slow"`: everything but these whole-process,
+# real-browser and crash tests, which the full `make test` always runs.
+SLOW_MODULES = frozenset(
+    {"test_crash_safety", "test_layout_browser", "test_web_browser", "test_preview"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of the slow modules `slow` (a test may also mark itself)."""
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

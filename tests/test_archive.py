@@ -18,13 +18,13 @@ from bs4 import BeautifulSoup
 from conftest import EXAMPLE_SLUG
 from typer.testing import CliRunner
 
-from newsletter.archive import build_archive
-from newsletter.build import build_issue
-from newsletter.cli import app
+from newsletter.cli.app import app
+from newsletter.compose.build import build_issue
+from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
-from newsletter.issues import load_issue
-from newsletter.message import MessageFactory, Recipient
-from newsletter.tokens import Signer
+from newsletter.deliver.message import MessageFactory, Recipient
+from newsletter.deliver.tokens import Signer
+from newsletter.publish.archive import build_archive
 
 BASE = "https://news.example.org"
 NEWER = "2026-12-08-a-second-look"
@@ -227,7 +227,7 @@ def test_newsletter_serve_serves_the_site_and_its_links(site: Path) -> None:
     import httpx
     from web_server import serving
 
-    from newsletter.web import create_app
+    from newsletter.web.app import create_app
 
     app_ = create_app(load_config(), Signer(b"k"), send_mail=lambda to, data: None)
     with serving(app_) as url, httpx.Client(base_url=url, timeout=10) as client:

@@ -11,10 +11,10 @@ from bs4 import BeautifulSoup
 from PIL import Image
 from typer.testing import CliRunner
 
-from newsletter.build import GMAIL_CLIP_BYTES, BuiltIssue, build_issue
-from newsletter.cli import app
+from newsletter.cli.app import app
+from newsletter.compose.build import GMAIL_CLIP_BYTES, BuiltIssue, build_issue
+from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
-from newsletter.issues import load_issue
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_dark_mode_overrides_every_text_colour(built: BuiltIssue) -> None:
 
 
 def test_size_warnings_thresholds() -> None:
-    from newsletter.build import WARN_BYTES, size_warnings
+    from newsletter.compose.build import WARN_BYTES, size_warnings
 
     assert size_warnings(WARN_BYTES) == []
     assert "close to Gmail's 102 KB clipping limit" in size_warnings(WARN_BYTES + 1)[0]

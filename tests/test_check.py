@@ -14,7 +14,6 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from newsletter.browser import find_chromium
-from newsletter.build import build_issue
 from newsletter.checks import (
     CheckReport,
     Finding,
@@ -23,10 +22,11 @@ from newsletter.checks import (
     parse_spam_report,
     run_check,
 )
-from newsletter.cli import app
+from newsletter.cli.app import app
+from newsletter.compose.build import build_issue
+from newsletter.compose.issues import load_issue
+from newsletter.compose.templates import default_templates
 from newsletter.config import load_config
-from newsletter.issues import load_issue
-from newsletter.templates import default_templates
 
 WriteIssue = Callable[..., Path]
 Template = Callable[[str, str], None]

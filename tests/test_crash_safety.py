@@ -14,10 +14,10 @@ from pathlib import Path
 from smtp_sink import Sink, running_sink
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.db import connect
-from newsletter.ledger import Ledger
-from newsletter.subscribers import ImportRow, SubscriberStore
+from newsletter.cli.app import app
+from newsletter.deliver.db import connect
+from newsletter.deliver.ledger import Ledger
+from newsletter.deliver.subscribers import ImportRow, SubscriberStore
 
 SUBSCRIBERS = 2000
 

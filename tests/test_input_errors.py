@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from newsletter.cli import app
+from newsletter.cli.app import app
 
 WriteIssue = Callable[..., Path]
 
@@ -186,3 +186,17 @@ def test_real_process_exit_code_and_no_traceback(write_issue: WriteIssue, projec
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.count("Error: ") == 3  # preheader, date, lead: every problem at once
+
+
+def test_debug_shows_the_traceback_behind_an_error(write_issue: WriteIssue, project: Path) -> None:
+    folder = write_issue(front='subject: "S"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "--debug", "build", str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+    assert "IssueError" in result.stderr

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from browser_measure import measure, needs_chromium
 
-from newsletter.build import build_issue, local_preview
+from newsletter.compose.build import build_issue, local_preview
+from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
-from newsletter.issues import load_issue
-from newsletter.writer import write_build
+from newsletter.publish.writer import write_build
 
 pytestmark = needs_chromium
 

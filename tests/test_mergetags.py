@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from newsletter.build import build_issue
-from newsletter.config import load_config
-from newsletter.issues import load_issue
-from newsletter.mergetags import (
+from newsletter.compose.build import build_issue
+from newsletter.compose.issues import load_issue
+from newsletter.compose.mergetags import (
     MergeTag,
     MergeTagError,
     MergeTemplate,
@@ -21,6 +20,7 @@ from newsletter.mergetags import (
     restore,
     sentinel,
 )
+from newsletter.config import load_config
 
 VALUES = {
     "subscriber.first_name": "Zoë",

@@ -17,8 +17,8 @@ from smtp_sink import free_port
 from typer.testing import CliRunner
 
 from newsletter.browser import INSTALL_HINT, chromium, find_chromium
-from newsletter.cli import app
-from newsletter.subscribers import SubscriberStore
+from newsletter.cli.app import app
+from newsletter.deliver.subscribers import SubscriberStore
 
 needs_chromium = pytest.mark.skipif(
     find_chromium() is None, reason="Debian's chromium is not installed (apt-get install chromium)"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup
 
-from newsletter.build import build_issue
+from newsletter.compose.build import build_issue
+from newsletter.compose.issues import load_issue
+from newsletter.compose.markdown import sanitize
 from newsletter.config import load_config
-from newsletter.issues import load_issue
-from newsletter.markdown import sanitize
 
 HOSTILE = """\
 Intro paragraph.

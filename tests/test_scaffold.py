@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from newsletter.cli import app
+from newsletter.cli.app import app
 
 
 def test_new_creates_a_commented_issue_that_builds(runner: CliRunner, project: Path) -> None:

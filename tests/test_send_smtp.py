@@ -16,12 +16,12 @@ import pytest
 from smtp_sink import Sink, free_port, running_sink
 from typer.testing import CliRunner
 
-from newsletter.cli import app
+from newsletter.cli.app import app
 from newsletter.config import load_config
-from newsletter.db import connect
-from newsletter.ledger import Ledger
-from newsletter.subscribers import Status, SubscriberStore
-from newsletter.tokens import Signer, load_key
+from newsletter.deliver.db import connect
+from newsletter.deliver.ledger import Ledger
+from newsletter.deliver.subscribers import Status, SubscriberStore
+from newsletter.deliver.tokens import Signer, load_key
 
 Configure = Callable[..., Path]
 
@@ -329,9 +329,9 @@ def test_header_injection_in_subject_is_refused(
 
 
 def test_header_injection_in_a_recipient_is_refused(example: Path, project: Path) -> None:
-    from newsletter.build import build_issue
-    from newsletter.issues import load_issue
-    from newsletter.message import HeaderInjectionError, MessageFactory, Recipient
+    from newsletter.compose.build import build_issue
+    from newsletter.compose.issues import load_issue
+    from newsletter.deliver.message import HeaderInjectionError, MessageFactory, Recipient
 
     config = load_config()
     factory = MessageFactory(build_issue(load_issue(example), config), config, Signer(b"k"))
@@ -434,7 +434,7 @@ def test_signing_key_file_is_created_private_and_ignored(
 
 def test_lines_starting_with_a_dot_survive(project: Path) -> None:
     from newsletter.config import SmtpServer
-    from newsletter.transports import SmtpTransport
+    from newsletter.deliver.transports import SmtpTransport
 
     sink = Sink()
     data = b"Subject: dots\r\nTo: a@example.com\r\n\r\n.one\r\nmiddle\r\n..two\r\n.\r\nend\r\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
-from newsletter.csvfiles import read_subscriber_csv, write_subscriber_csv
-from newsletter.subscribers import (
+from newsletter.deliver import db
+from newsletter.deliver.csvfiles import read_subscriber_csv, write_subscriber_csv
+from newsletter.deliver.subscribers import (
     ImportRow,
     Status,
     SubscriberError,
@@ -147,8 +147,8 @@ def test_remove_erases_the_person_and_their_records(store: SubscriberStore) -> N
         "INSERT INTO deliveries (issue, subscriber_id, updated_at) VALUES ('i1', ?, ?)",
         (ann.id, db.now()),
     )
-    assert store.remove("ANN@example.com")
-    assert not store.remove("ann@example.com")
+    assert store.erase("ANN@example.com") is not None
+    assert store.erase("ann@example.com") is None
     for table in ("subscribers", "subscriber_tags", "status_changes", "deliveries"):
         assert store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
 
@@ -293,7 +293,7 @@ def test_read_csv_with_bom_semicolons_mixed_case_headers_and_extra_columns(
         "bob@example.com;Bob;;;\n",
         bom=True,
     )
-    rows, problems = read_subscriber_csv(path)
+    rows, problems, _ = read_subscriber_csv(path)
     assert problems == []
     assert rows == [
         ImportRow(
@@ -314,7 +314,7 @@ def test_bad_rows_are_located_and_skipped(tmp_path: Path) -> None:
         ",Nobody\n"
         "dan@example.com,Dan\n",
     )
-    rows, problems = read_subscriber_csv(path)
+    rows, problems, _ = read_subscriber_csv(path)
     assert [row.email for row in rows] == ["ann@example.com", "dan@example.com"]
     assert [row.line for row in rows] == [2, 8]
     assert [(p.path, p.line) for p in problems] == [(path, 3), (path, 4), (path, 6), (path, 7)]
@@ -358,7 +358,7 @@ def test_import_from_csv_merges_duplicates_in_the_file(
         "ANN@example.com,,Lee,vip\n"
         "bob@example.com,Bob,,\n",
     )
-    rows, problems = read_subscriber_csv(path)
+    rows, problems, _ = read_subscriber_csv(path)
     report = store.import_rows(rows)
     assert (report.imported, report.updated, report.skipped, problems) == (2, 0, 0, [])
     ann = store.get("ann@example.com")
@@ -379,7 +379,7 @@ def test_export_round_trips_through_import(tmp_path: Path, store: SubscriberStor
         "email,first_name,last_name,tags,status,status_changed_at,attributes"
     )
     path = write_csv(tmp_path, out.getvalue(), name="export.csv")
-    rows, problems = read_subscriber_csv(path)
+    rows, problems, _ = read_subscriber_csv(path)
     assert problems == []
     with SubscriberStore.open(tmp_path / "copy.db") as copy:
         report = copy.import_rows(rows)

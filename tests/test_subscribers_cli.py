@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from newsletter.cli import app
-from newsletter.subscribers import Status, SubscriberStore
+from newsletter.cli.app import app
+from newsletter.deliver.subscribers import Status, SubscriberStore
 
 
 def run(runner: CliRunner, *args: str, code: int = 0) -> Result:
@@ -40,7 +40,8 @@ def test_import_reports_bad_rows_and_a_summary(
     runner: CliRunner, project: Path, csv_file: Path
 ) -> None:
     result = run(runner, "import", str(csv_file))
-    assert result.stdout.strip() == "Imported 2, updated 0, skipped 1."
+    assert result.stdout.splitlines()[0] == "Imported 2, updated 0, skipped 1."
+    assert result.stdout.splitlines()[1] == "By status: 2 active"
     assert result.stderr.startswith(f"Warning: {csv_file}:3: 'bad-address' is not a valid email")
     with stored(project) as store:
         ann = store.get("ann@example.com")
@@ -125,7 +126,7 @@ def test_remove_and_unsubscribe_of_unknown_address_exit_2(runner: CliRunner, pro
 
 def test_remove_erases(runner: CliRunner, project: Path) -> None:
     run(runner, "add", "ann@example.com")
-    assert run(runner, "remove", "ANN@example.com").stdout.startswith("Removed ANN@example.com")
+    assert run(runner, "remove", "ANN@example.com").stdout.startswith("Erased ANN@example.com")
     with stored(project) as store:
         assert store.count() == 0
 
@@ -147,7 +148,7 @@ def test_export_to_stdout_and_file_round_trips(
         f"Exported 2 subscribers to {out}."
     )
     (project / "newsletter.db").unlink()
-    assert run(runner, "import", str(out)).stdout.strip() == "Imported 2, updated 0, skipped 0."
+    assert run(runner, "import", str(out)).stdout.startswith("Imported 2, updated 0, skipped 0.\n")
     with stored(project) as store:
         assert store.count(status=Status.ACTIVE) == 1
         assert store.count(status=Status.UNSUBSCRIBED) == 1

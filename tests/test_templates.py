@@ -6,8 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from newsletter.cli import app
-from newsletter.templates import default_templates
+from newsletter.cli.app import app
+from newsletter.compose.templates import default_templates
 
 
 def test_project_template_overrides_default(

@@ -6,9 +6,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from newsletter.build import build_issue
+from newsletter.compose.build import build_issue
+from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
-from newsletter.issues import load_issue
 
 
 def text_of(folder: Path) -> str:

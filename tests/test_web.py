@@ -14,9 +14,9 @@ import pytest
 from web_server import serving
 
 from newsletter.config import Config, load_config
-from newsletter.subscribers import Status, SubscriberStore
-from newsletter.tokens import Signer, load_key
-from newsletter.web import create_app, mask
+from newsletter.deliver.subscribers import Status, SubscriberStore
+from newsletter.deliver.tokens import Signer, load_key
+from newsletter.web.app import create_app, mask
 
 
 class Clock:
@@ -287,7 +287,7 @@ def test_pages_are_valid_html5(
 def test_app_factory_for_asgi_servers(
     config: Config, monkeypatch: pytest.MonkeyPatch, project: Path
 ) -> None:
-    from newsletter.web import app_from_environment
+    from newsletter.web.app import app_from_environment
 
     monkeypatch.setenv("NEWSLETTER_CONFIG", str(project / "newsletter.toml"))
     with serving(app_from_environment()) as url:

@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 from web_server import serving
 
 from newsletter.browser import chromium, find_chromium
-from newsletter.cli import app
+from newsletter.cli.app import app
 from newsletter.config import load_config
-from newsletter.subscribers import Status, SubscriberStore
-from newsletter.tokens import Signer, load_key
-from newsletter.web import create_app
+from newsletter.deliver.subscribers import Status, SubscriberStore
+from newsletter.deliver.tokens import Signer, load_key
+from newsletter.web.app import create_app
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None, reason="Debian's chromium is not installed (apt-get install chromium)"

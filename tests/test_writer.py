@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import build_issue, local_preview
+from newsletter.compose.build import build_issue, local_preview
+from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
-from newsletter.issues import load_issue
-from newsletter.writer import WriteError, write_build
+from newsletter.publish.writer import WriteError, write_build
 
 
 def test_failure_mid_write_keeps_the_old_build(

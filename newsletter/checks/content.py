@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from markdown_it.token import Token
 
-from .. import markdown
-from ..mergetags import FIELDS, TAG, MergeTag, fill, restore
-from ..models import FrontMatter, Issue
-from .findings import Finding, error_finding, warning_finding
+from newsletter.checks.findings import Finding, error_finding, warning_finding
+from newsletter.compose import markdown
+from newsletter.compose.mergetags import FIELDS, TAG, MergeTag, fill, restore
+from newsletter.compose.models import FrontMatter, Issue
 
 #: Inboxes cut subjects around here (RFC 5322's recommended line length, too).
 SUBJECT_MAX_CHARS = 78

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import lxml.html
 from lxml import etree
 
-from .findings import Finding, plural, warning_finding
-from .page import Locator, Page
+from newsletter.checks.findings import Finding, plural, warning_finding
+from newsletter.checks.page import Locator, Page
 
 #: Text darker than this relative luminance has less than 4.5:1 contrast on a black background.
 DARK_TEXT_LUMINANCE = 0.175

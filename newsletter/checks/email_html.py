@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 import lxml.html
 
-from .. import markdown
-from ..build import GMAIL_CLIP_BYTES, WARN_BYTES, BuiltIssue, Prepared
-from ..config import Config
-from ..mergetags import MergeTag, restore
-from .content import Link
-from .findings import Finding, error_finding, warning_finding
-from .page import HTML, Locator, Page
+from newsletter.checks.content import Link
+from newsletter.checks.findings import Finding, error_finding, warning_finding
+from newsletter.checks.page import HTML, Locator, Page
+from newsletter.compose import markdown
+from newsletter.compose.build import GMAIL_CLIP_BYTES, WARN_BYTES, BuiltIssue, Prepared
+from newsletter.compose.mergetags import MergeTag, restore
+from newsletter.config import Config
 
 IMAGE_MAX_BYTES = 1024 * 1024
 IMAGES_TOTAL_MAX_BYTES = 5 * 1024 * 1024

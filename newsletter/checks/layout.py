@@ -5,10 +5,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..browser import WIDTHS, content_widths
-from ..build import BuiltIssue, local_preview
-from ..writer import write_build
-from .findings import Finding, error_finding
+from newsletter.browser import WIDTHS, content_widths
+from newsletter.checks.findings import Finding, error_finding
+from newsletter.compose.build import BuiltIssue, local_preview
+from newsletter.publish.writer import write_build
 
 
 def overflow_findings(measured: dict[int, int]) -> list[Finding]:

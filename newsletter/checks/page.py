@@ -12,11 +12,11 @@ import lxml.html
 from jinja2 import Environment
 from lxml.cssselect import CSSSelector, SelectorError
 
-from ..assets import ImageRef
-from ..build import Prepared, image_refs
-from ..config import CONFIG_NAME
-from ..models import Issue
-from .content import at_line, front_matter_strings
+from newsletter.checks.content import at_line, front_matter_strings
+from newsletter.compose.assets import ImageRef
+from newsletter.compose.build import Prepared, image_refs
+from newsletter.compose.models import Issue
+from newsletter.config import CONFIG_NAME
 
 #: Where findings about the built email as a whole point.
 HTML = "email HTML"

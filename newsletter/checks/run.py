@@ -14,15 +14,15 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from ..build import BuiltIssue, Prepared, build_issue, prepare
-from ..config import CONFIG_NAME, Config, load_config
-from ..errors import ConfigError, InputError, Problem, TemplateError, UnreadableIssueError
-from ..issues import load_issue
-from ..models import Issue
-from ..templates import make_environment
-from .content import alt_findings, link_findings, markdown_items, subject_findings, text_findings
-from .css import css_findings, dark_mode_findings
-from .email_html import (
+from newsletter.checks.content import (
+    alt_findings,
+    link_findings,
+    markdown_items,
+    subject_findings,
+    text_findings,
+)
+from newsletter.checks.css import css_findings, dark_mode_findings
+from newsletter.checks.email_html import (
     footer_findings,
     html_image_findings,
     image_bytes,
@@ -30,10 +30,16 @@ from .email_html import (
     template_links,
     weight_findings,
 )
-from .findings import CheckReport, Finding, Level, error_finding
-from .layout import check_layout
-from .page import Locator, Page
-from .spam import check_spam, ratio_findings, spam_findings
+from newsletter.checks.findings import CheckReport, Finding, Level, error_finding
+from newsletter.checks.layout import check_layout
+from newsletter.checks.page import Locator, Page
+from newsletter.checks.spam import check_spam, ratio_findings, spam_findings
+from newsletter.compose.build import BuiltIssue, Prepared, build_issue, prepare
+from newsletter.compose.issues import load_issue
+from newsletter.compose.models import Issue
+from newsletter.compose.templates import make_environment
+from newsletter.config import CONFIG_NAME, Config, load_config
+from newsletter.errors import ConfigError, InputError, Problem, TemplateError, UnreadableIssueError
 
 #: What a newsletter.toml without a postal address is checked with (and reported).
 POSTAL_PLACEHOLDER = "(postal address missing)"

@@ -10,12 +10,12 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 
-from ..build import BuiltIssue
-from ..config import Config
-from ..message import MessageFactory, Recipient
-from ..tokens import Signer
-from .findings import Finding, SpamReport, SpamRule, warning_finding
-from .page import HTML, Page
+from newsletter.checks.findings import Finding, SpamReport, SpamRule, warning_finding
+from newsletter.checks.page import HTML, Page
+from newsletter.compose.build import BuiltIssue
+from newsletter.config import Config
+from newsletter.deliver.message import MessageFactory, Recipient
+from newsletter.deliver.tokens import Signer
 
 #: Fewer visible characters per image than this reads as an image-only email to spam filters.
 MIN_TEXT_PER_IMAGE = 100

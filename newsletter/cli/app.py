@@ -1,0 +1,142 @@
+"""The `newsletter` command: parses options, calls the library, prints. Nothing else.
+
+Every command is wrapped in `common.reports_errors`, the one place where a NewsletterError
+becomes `Error: ...` on stderr and an exit code (2 for bad input, 1 for a failure while
+working); `main` turns anything unexpected into one line and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from newsletter import __version__
+from newsletter.cli import archive as cli_archive
+from newsletter.cli import check as cli_check
+from newsletter.cli import console
+from newsletter.cli import preview as cli_preview
+from newsletter.cli import report as cli_report
+from newsletter.cli import send as cli_send
+from newsletter.cli import serve as cli_serve
+from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
+from newsletter.cli.subscribers import subscribers_app
+from newsletter.compose.build import build_issue, local_preview
+from newsletter.compose.issues import load_issue
+from newsletter.config import load_config
+from newsletter.publish.scaffold import new_issue
+from newsletter.publish.writer import write_build
+
+app = typer.Typer(
+    help="Build newsletter issues into responsive HTML email and send them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.command()
+@reports_errors
+def new(
+    title: Annotated[str, typer.Argument(help="The issue's headline, used for its folder name.")],
+    date: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Issue date, YYYY-MM-DD (default: today)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create issues/<date>-<slug>/issue.md, a commented template of every field."""
+    settings = load_config(config)
+    day = date.date() if date else dt.date.today()
+    folder = new_issue(title, settings.root / "issues", settings.root, day)
+    console.out.print(f"Created {folder / 'issue.md'}")
+    console.out.print(f"Next: edit it, then run: newsletter build {folder}")
+
+
+@app.command()
+@reports_errors
+def build(
+    issue_dir: Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: build/<slug>).")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Exit with code 1 if there are warnings.")] = False,
+    json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Build an issue into index.html, index.txt, index.mjml and images/."""
+    settings = load_config(config, start=issue_dir)
+    issue = load_issue(issue_dir)
+    built = build_issue(issue, settings)
+    target = write_build(built, out or settings.root / "build" / issue.slug, local_preview(built))
+    files = {name: str(target / name) for name in ("index.html", "index.txt", "index.mjml")}
+    files["preview.html"] = str(target / "preview.html")
+    if json:
+        console.print_json(
+            {
+                "slug": built.slug,
+                "subject": built.subject,
+                "out": str(target),
+                "files": files,
+                "html_bytes": built.html_bytes,
+                "text_bytes": len(built.text.encode("utf-8")),
+                "images": len(built.assets),
+                "warnings": list(built.warnings),
+            }
+        )
+    else:
+        for message in built.warnings:
+            console.warning(escape(message))
+        size = f"{built.html_bytes / 1024:.1f} KB"
+        console.out.print(f"Built [bold]{escape(built.subject)}[/] ({size})")
+        console.out.print(f"  email (HTML):  {files['index.html']}")
+        console.out.print(f"  plain text:    {files['index.txt']}")
+        console.out.print(f"  MJML source:   {files['index.mjml']}")
+        console.out.print(f"  local preview: {files['preview.html']}  (open this in a browser)")
+    if strict and built.warnings:
+        raise typer.Exit(1)
+
+
+app.add_typer(subscribers_app, name="subscribers")
+app.command()(cli_send.send)
+app.command()(cli_send.status)
+app.command()(cli_send.unsubscribe)
+app.command()(cli_check.check)
+app.command()(cli_serve.serve)
+app.command()(cli_archive.archive)
+app.command()(cli_preview.preview)
+app.command()(cli_preview.screenshot)
+app.command()(cli_report.report)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.out.print(f"newsletter {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback behind any error.")
+    ] = False,
+) -> None:
+    """Build newsletter issues into responsive HTML email and send them."""
+    console.debug = debug or console.debug
+
+
+def main() -> None:
+    """Entry point of the `newsletter` script; unexpected errors become one line, exit 1."""
+    try:
+        app()
+    except Exception as exc:  # a bug of ours: say so in one line, never a traceback
+        console.traceback()
+        console.error(f"unexpected {type(exc).__name__}: {escape(str(exc))}")
+        console.err.print("This is a bug in newsletter; please report it with the command you ran.")
+        raise SystemExit(1) from None

@@ -1,0 +1,70 @@
+"""`newsletter preview` and `newsletter screenshot`."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import webbrowser
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from newsletter.browser import screenshots
+from newsletter.cli import console
+from newsletter.cli.common import ConfigOption, reports_errors
+from newsletter.compose.build import build_issue, local_preview
+from newsletter.compose.issues import load_issue
+from newsletter.config import load_config
+from newsletter.publish.writer import write_build
+from newsletter.web.preview import PreviewSession, create_app
+
+IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
+
+
+@reports_errors
+def preview(
+    issue_dir: IssueArgument,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8025,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Serve a live preview on 127.0.0.1: desktop and phone side by side, text, findings."""
+    load_config(config, start=issue_dir)  # fail early, with the usual message, on a bad config
+    url = f"http://127.0.0.1:{port}/"
+    console.err.print(f"Previewing {issue_dir} at {url} (Ctrl-C to stop); it rebuilds on change.")
+    if open_browser:
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(PreviewSession(issue_dir, config)),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+@reports_errors
+def screenshot(
+    issue_dir: IssueArgument,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for the PNGs (default screenshots/).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """PNG screenshots of the email at 375 px and 650 px wide, in headless Chromium."""
+    settings = load_config(config, start=issue_dir)
+    issue = load_issue(issue_dir)
+    built = build_issue(issue, settings)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = write_build(built, Path(scratch) / issue.slug, local_preview(built))
+        paths = screenshots(
+            (folder / "preview.html").as_uri(), out or settings.root / "screenshots", issue.slug
+        )
+    for path in paths:
+        console.out.print(str(path))

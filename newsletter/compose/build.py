@@ -1,0 +1,203 @@
+"""The build pipeline: issue → Jinja2 renders MJML → mjml-python → premailer → HTML + text.
+
+Every stage is a function of plain data. The one step that reads the disk is `prepare`, which
+measures the issue's images; the caller (CLI, benchmark, tests) decides where output goes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import Environment
+from markdown_it.token import Token
+from markupsafe import Markup
+
+from newsletter.compose import markdown
+from newsletter.compose.assets import Asset, ImageRef, resolve_images
+from newsletter.compose.compiler import compile_mjml
+from newsletter.compose.inline import inline_css
+from newsletter.compose.mergetags import MergeTag, fill, protect, restore, sentinel
+from newsletter.compose.models import Issue
+from newsletter.compose.templates import make_environment, render
+from newsletter.compose.text import References, body_text, wrap
+from newsletter.config import CONFIG_NAME, Config
+
+#: Gmail clips messages whose HTML is larger than this.
+GMAIL_CLIP_BYTES = 102 * 1024
+#: `build` warns from this size on, to leave room before the clip.
+WARN_BYTES = 90 * 1024
+TEXT_TEMPLATE = "issue.txt.j2"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The parsed story and every image the email shows, measured."""
+
+    tokens: list[Token]
+    assets: Mapping[str, Asset]
+    logo: Asset | None = None
+
+
+@dataclass(frozen=True)
+class BuiltIssue:
+    """The built email: HTML and text with merge tags as placeholders, plus what it needs."""
+
+    slug: str
+    subject: str
+    preheader: str
+    mjml: str
+    html: str
+    text: str
+    web_url: str
+    assets: tuple[Asset, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def html_bytes(self) -> int:
+        """Size of the HTML as sent (UTF-8)."""
+        return len(self.html.encode("utf-8"))
+
+
+def image_refs(issue: Issue, tokens: list[Token]) -> list[ImageRef]:
+    """Every image the issue shows, with the field or line that names it."""
+    refs = []
+    if issue.lead.image:
+        refs.append(ImageRef(issue.lead.image.src, field="lead.image.src"))
+    refs += markdown.image_refs(tokens, issue.body_line)
+    refs += [
+        ImageRef(teaser.image.src, field=f"teasers.{index}.image.src")
+        for index, teaser in enumerate(issue.teasers)
+        if teaser.image
+    ]
+    return refs
+
+
+def prepare(issue: Issue, config: Config) -> Prepared:
+    """Parse the story and find and measure its images (the pipeline's only disk reads)."""
+    tokens = markdown.parse_body(protect(issue.body))
+    base = config.issue_url(issue.slug)
+    assets = resolve_images(image_refs(issue, tokens), issue.folder, issue.source, base)
+    logo = None
+    if config.logo:
+        ref = ImageRef(config.logo, field="logo")
+        source = config.root / CONFIG_NAME
+        logo = resolve_images([ref], config.root, source, base, prefix="images/brand")[config.logo]
+    return Prepared(tokens, assets, logo)
+
+
+def long_date(day: dt.date) -> str:
+    """The date as the email and the archive show it: '24 November 2026'."""
+    return f"{day.day} {day:%B %Y}"
+
+
+def _context(issue: Issue, config: Config, prepared: Prepared) -> dict[str, Any]:
+    return {
+        "config": config,
+        "brand": config.brand,
+        "issue": issue,
+        "lead": issue.lead,
+        "teasers": issue.teasers,
+        "subject": protect(issue.subject),
+        "preheader": protect(issue.preheader),
+        "date": long_date(issue.date),
+        "logo": prepared.logo,
+        "asset": prepared.assets.__getitem__,
+        "merge": lambda field: sentinel(MergeTag(field)),
+        "issue_url": config.issue_url(issue.slug),
+    }
+
+
+def render_mjml(issue: Issue, config: Config, prepared: Prepared, env: Environment) -> str:
+    """Render the issue's MJML template (merge tags as sentinels)."""
+    context = _context(issue, config, prepared)
+    context["blocks"] = [
+        markdown.Prose(Markup(block.html)) if isinstance(block, markdown.Prose) else block
+        for block in markdown.render_blocks(prepared.tokens, prepared.assets)
+    ]
+    return render(env, issue.template, context)
+
+
+def render_text(issue: Issue, config: Config, prepared: Prepared, env: Environment) -> str:
+    """Render the plain-text twin from the issue model, links as numbered references."""
+    refs = References()
+    context = _context(issue, config, prepared)
+    context |= {
+        "body": body_text(prepared.tokens, refs),
+        "refs": refs,
+        "wrap": wrap,
+    }
+    return render(env, TEXT_TEMPLATE, context)
+
+
+def size_warnings(html_bytes: int) -> list[str]:
+    """Warnings about the HTML's size against Gmail's clipping limit."""
+    kb = html_bytes / 1024
+    if html_bytes > GMAIL_CLIP_BYTES:
+        return [f"the HTML is {kb:.1f} KB: Gmail clips messages over 102 KB; shorten the issue"]
+    if html_bytes > WARN_BYTES:
+        return [f"the HTML is {kb:.1f} KB, close to Gmail's 102 KB clipping limit"]
+    return []
+
+
+def build_issue(
+    issue: Issue, config: Config, env: Environment | None = None, prepared: Prepared | None = None
+) -> BuiltIssue:
+    """Build an issue into HTML, text and MJML, each with merge tags left as placeholders."""
+    env = env or make_environment(config.root)
+    prepared = prepared or prepare(issue, config)
+    mjml_source = render_mjml(issue, config, prepared, env)
+    html = restore(inline_css(compile_mjml(mjml_source)))
+    text = restore(render_text(issue, config, prepared, env))
+    assets = {a.dest: a for a in (*prepared.assets.values(), prepared.logo) if a and a.dest}
+    warnings = size_warnings(len(html.encode("utf-8")))
+    warnings += [
+        f"image '{a.src}' is remote and its size is unknown; give local images for Outlook"
+        for a in prepared.assets.values()
+        if a.width is None
+    ]
+    return BuiltIssue(
+        slug=issue.slug,
+        subject=restore(protect(issue.subject)),
+        preheader=issue.preheader,
+        mjml=restore(mjml_source),
+        html=html,
+        text=text,
+        web_url=config.issue_url(issue.slug),
+        assets=tuple(assets.values()),
+        warnings=tuple(warnings),
+    )
+
+
+def preview_values(web_url: str) -> dict[str, str]:
+    """Neutral merge-tag values for a copy nobody is subscribed to (previews, web copies)."""
+    return {
+        "subscriber.email": "reader@example.com",
+        "unsubscribe_url": f"{web_url}#unsubscribe",
+        "preferences_url": f"{web_url}#preferences",
+        "web_url": web_url,
+    }
+
+
+def archive_values(config: Config, slug: str) -> dict[str, str]:
+    """Merge-tag values for an issue's public page in the archive: nobody's name or links.
+
+    The first name is left empty so its default shows ("friend") and the address is empty. A
+    web copy belongs to no subscriber, so unsubscribe and preferences lead to the general
+    subscribe page (`newsletter serve`'s /subscribe); `web_url` is the page itself.
+    """
+    subscribe = f"{config.base_url.rstrip('/')}/subscribe"
+    return {
+        "subscriber.email": "",
+        "unsubscribe_url": subscribe,
+        "preferences_url": subscribe,
+        "web_url": config.issue_url(slug),
+    }
+
+
+def local_preview(built: BuiltIssue) -> str:
+    """The HTML filled with neutral values, its images pointing at the build folder's copies."""
+    html = fill(built.html, preview_values(built.web_url), is_html=True)
+    return html.replace(f"{built.web_url}images/", "images/")

@@ -1,0 +1,122 @@
+"""Reading an issue folder: `issue.md` split into YAML front matter and Markdown, validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from newsletter.compose.mergetags import MergeTagError, find_tags, line_of
+from newsletter.compose.models import FrontMatter, Issue
+from newsletter.errors import IssueError, Problem, UnreadableIssueError
+from newsletter.validation import problems_from
+
+ISSUE_FILE = "issue.md"
+
+
+def _split(text: str, path: Path) -> tuple[str, str, int]:
+    """Front matter, body, and the line the body starts on."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        raise UnreadableIssueError(
+            Problem("must start with a '---' line opening the YAML front matter", path, 1)
+        )
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip() == "---":
+            return "".join(lines[1 : number - 1]), "".join(lines[number:]), number + 1
+    raise UnreadableIssueError(
+        Problem("front matter is not closed: add a '---' line after it", path, 1)
+    )
+
+
+def _node_lines(node: yaml.Node, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map each key path of a composed YAML document to its 1-based line."""
+    lines = {prefix: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*prefix, key.value)
+            lines |= _node_lines(value, path) | {path: key.start_mark.line + 1}
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines |= _node_lines(item, (*prefix, index))
+    return lines
+
+
+def _known_fields(loc: tuple[str | int, ...]) -> list[str]:
+    model: type[BaseModel] = FrontMatter
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        inner = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        models = [a for a in inner if issubclass(a, BaseModel)]
+        if not models:
+            return []
+        model = models[0]
+    return list(model.model_fields)
+
+
+def _check_merge_tags(text: str, path: Path, first_line: int, field: str | None) -> None:
+    try:
+        find_tags(text)
+    except MergeTagError as exc:
+        line = first_line + line_of(text, exc.offset) - 1
+        raise IssueError(Problem(str(exc), path, line, field)) from None
+
+
+def parse_issue(text: str, source: Path) -> Issue:
+    """Parse the text of an issue.md; raise IssueError naming every problem found."""
+    head, body, body_line = _split(text, source)
+    try:
+        data = yaml.safe_load(head) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise UnreadableIssueError(
+            Problem(f"YAML syntax error: {reason}; check quotes and indentation", source, line)
+        ) from None
+    if not isinstance(data, dict):
+        raise UnreadableIssueError(
+            Problem("front matter must be a mapping of field: value", source, 2)
+        )
+    try:
+        front = FrontMatter(**data)
+    except ValidationError as exc:
+        lines = _node_lines(yaml.compose(head))
+
+        def line_for(loc: tuple[str | int, ...]) -> int | None:
+            while loc not in lines and loc:
+                loc = loc[:-1]
+            return lines.get(loc, 0) + 1
+
+        raise IssueError(*problems_from(exc, source, _known_fields, line_for)) from None
+    subject_line = _node_lines(yaml.compose(head)).get(("subject",), 0) + 1
+    _check_merge_tags(front.subject, source, subject_line, "subject")
+    _check_merge_tags(body, source, body_line, None)
+    folder = source.parent
+    return Issue(
+        **front.model_dump(),
+        slug=folder.name,
+        folder=folder,
+        source=source,
+        body=body,
+        body_line=body_line,
+    )
+
+
+def load_issue(folder: Path) -> Issue:
+    """Read and validate `folder/issue.md` (a path to issue.md itself is accepted too)."""
+    source = folder if folder.is_file() else folder / ISSUE_FILE
+    if not source.is_file():
+        hint = "create it with 'newsletter new TITLE'" if not folder.exists() else "add it"
+        raise UnreadableIssueError(Problem(f"no {ISSUE_FILE} here; {hint}", source))
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UnreadableIssueError(
+            Problem(f"cannot read it as UTF-8 text: {exc}", source)
+        ) from None
+    return parse_issue(text, source)

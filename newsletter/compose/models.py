@@ -1,0 +1,68 @@
+"""The validated issue: plain frozen data that every later stage reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pydantic import Field
+
+from newsletter.validation import HeaderText, StrictModel, Text, WebUrl
+
+
+class Image(StrictModel):
+    """An image: a URL or a file inside the issue folder. `alt` may be "" for decoration."""
+
+    src: Text
+    alt: str
+    caption: str | None = None
+    credit: str | None = None
+
+
+class CallToAction(StrictModel):
+    """The lead story's button."""
+
+    text: Text
+    url: WebUrl
+
+
+class Lead(StrictModel):
+    """The lead story's front matter; its body is the Markdown below the front matter."""
+
+    title: Text
+    url: WebUrl | None = None
+    byline: str | None = None
+    credit: str | None = None
+    image: Image | None = None
+    cta: CallToAction | None = None
+
+
+class Teaser(StrictModel):
+    """A teaser card pointing to another story."""
+
+    label: Text
+    title: Text
+    summary: Text
+    url: WebUrl
+    image: Image | None = None
+
+
+class FrontMatter(StrictModel):
+    """Everything between the `---` lines of issue.md."""
+
+    subject: HeaderText
+    preheader: Text
+    date: dt.date
+    lead: Lead
+    teasers: list[Teaser] = Field(default_factory=list)
+    template: str = "issue.mjml.j2"
+
+
+class Issue(FrontMatter):
+    """A whole issue: its front matter, its Markdown body and where it came from."""
+
+    slug: str
+    folder: Path
+    source: Path
+    body: str
+    body_line: int = Field(description="line of issue.md on which the body starts")

@@ -1,0 +1,142 @@
+"""The project's SQLite file: opened with safe settings and migrated forward on open.
+
+One file holds the subscribers, their status history and the delivery ledger. The schema's
+version is SQLite's `user_version`; each entry of MIGRATIONS moves it up by one, in a
+transaction, so an old database is brought up to date the first time a newer version opens it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+from newsletter.errors import NewsletterError
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        first_name TEXT NOT NULL DEFAULT '',
+        last_name TEXT NOT NULL DEFAULT '',
+        attributes TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'active'
+            CHECK (status IN ('active', 'pending', 'unsubscribed', 'bounced', 'complained')),
+        status_reason TEXT NOT NULL DEFAULT '',
+        status_changed_at TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX subscribers_status ON subscribers (status, id);
+    CREATE TABLE subscriber_tags (
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        tag TEXT NOT NULL COLLATE NOCASE,
+        PRIMARY KEY (subscriber_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX subscriber_tags_tag ON subscriber_tags (tag, subscriber_id);
+    CREATE TABLE status_changes (
+        id INTEGER PRIMARY KEY,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL,
+        changed_at TEXT NOT NULL
+    );
+    CREATE INDEX status_changes_subscriber ON status_changes (subscriber_id, id);
+    CREATE TABLE deliveries (
+        issue TEXT NOT NULL,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        status TEXT NOT NULL DEFAULT 'queued'
+            CHECK (status IN ('queued', 'sending', 'sent', 'deferred', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_reply TEXT NOT NULL DEFAULT '',
+        message_id TEXT NOT NULL DEFAULT '',
+        server TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (issue, subscriber_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deliveries_status ON deliveries (issue, status, subscriber_id);
+    """,
+    # Analytics: clicks per link (never per reader), open counts, and which issue a status
+    # change came from (an unsubscribe link or a bounce names its issue).
+    """
+    CREATE TABLE clicks (
+        id INTEGER PRIMARY KEY,
+        issue TEXT NOT NULL,
+        url TEXT NOT NULL,
+        clicked_at TEXT NOT NULL,
+        human INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX clicks_issue ON clicks (issue, clicked_at);
+    CREATE TABLE opens (issue TEXT NOT NULL, opened_at TEXT NOT NULL);
+    CREATE INDEX opens_issue ON opens (issue);
+    ALTER TABLE status_changes ADD COLUMN issue TEXT NOT NULL DEFAULT '';
+    CREATE INDEX status_changes_issue ON status_changes (issue, status);
+    """,
+    # The suppression list (keyed hashes of erased addresses that must stay out), its key,
+    # and a log of erasures that names nobody.
+    """
+    CREATE TABLE suppression_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO suppression_meta (name, value)
+        VALUES ('suppression_key', lower(hex(randomblob(32))));
+    CREATE TABLE suppressions (
+        hash TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        suppressed_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE erasures (
+        id INTEGER PRIMARY KEY,
+        erased_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    """,
+)
+
+
+class DatabaseError(NewsletterError):
+    """The database file cannot be opened or is not one of ours."""
+
+
+def now() -> str:
+    """The current UTC time as stored in the database (ISO 8601, seconds)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version the database is at."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply every migration the database has not had yet, each in its own transaction."""
+    version = schema_version(conn)
+    if version > len(MIGRATIONS):
+        raise DatabaseError(
+            f"the database is at schema version {version}, newer than this newsletter "
+            f"knows ({len(MIGRATIONS)}); upgrade newsletter"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the database at `path`.
+
+    WAL journal with synchronous=NORMAL: a commit survives the process being killed at any
+    moment; autocommit mode, so each statement or explicit transaction is its own unit.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{path}: cannot open the database: {exc}") from None
+    return conn

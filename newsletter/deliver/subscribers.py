@@ -1,0 +1,547 @@
+"""The subscriber list: who gets the newsletter, with their tags, attributes and status history.
+
+Every address is checked and normalised on the way in, and every name is refused if it holds
+a line break or control character (names end up in the To header). People who unsubscribed,
+bounced or complained stay in the database so that neither `add` nor an import brings them
+back; `remove` erases a person and everything recorded about them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from newsletter.deliver import db, suppression
+from newsletter.errors import InputError, Problem
+from newsletter.validation import unsafe_for_header
+
+
+class Status(StrEnum):
+    """Where a subscriber stands; only active ones are sent to."""
+
+    ACTIVE = "active"
+    PENDING = "pending"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+#: Statuses that mean "do not mail again": neither `add` nor an import revives them.
+OPTED_OUT = frozenset({Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED})
+_OPTED_OUT_HOW = {
+    Status.UNSUBSCRIBED: "unsubscribed",
+    Status.BOUNCED: "bounced",
+    Status.COMPLAINED: "marked the newsletter as spam",
+}
+#: Control characters (Unicode category Cc) and the line and paragraph separators.
+#: Characters that separate tags in a CSV cell, so a tag may not contain them.
+TAG_SEPARATORS = ",|"
+
+
+class SubscriberError(InputError):
+    """A bad address, a name unfit for a mail header, an unknown subscriber..."""
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One person on the list, as stored."""
+
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    tags: tuple[str, ...]
+    attributes: dict[str, str]
+    status: Status
+    status_reason: str
+    status_changed_at: str
+    created_at: str
+
+    @property
+    def name(self) -> str:
+        """First and last name joined, or '' when neither is known."""
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One person to add or update, with the line of the file it came from.
+
+    `status` is the status the source says they have: an opted-out status is recorded (and
+    overrides an active one), so re-importing an export never revives anybody.
+    `status_reason` and `status_at` say why and when, as the source knew it.
+    """
+
+    line: int
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    tags: tuple[str, ...] = ()
+    attributes: dict[str, str] = field(default_factory=dict)
+    status: Status = Status.ACTIVE
+    status_reason: str = ""
+    status_at: str | None = None
+
+    def validated(self) -> ImportRow:
+        """This row with its address normalised and its names and tags checked and stripped."""
+        return replace(
+            self,
+            email=normalize_email(self.email),
+            first_name=check_header_safe(self.first_name, "first_name").strip(),
+            last_name=check_header_safe(self.last_name, "last_name").strip(),
+            tags=_clean_tags(self.tags),
+            attributes={str(key): str(value) for key, value in self.attributes.items()},
+            status=Status(self.status),
+        )
+
+
+@dataclass
+class ImportReport:
+    """What an import did. `problems` names each skipped row and why, with its line."""
+
+    imported: int = 0
+    updated: int = 0
+    skipped: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    dry_run: bool = False
+
+
+def normalize_email(value: str) -> str:
+    """The address in its normalised form (syntax only, no DNS); SubscriberError if invalid."""
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise SubscriberError(Problem(f"'{value}' is not a valid email address: {exc}")) from None
+
+
+def check_header_safe(value: str, field: str) -> str:
+    """`value` unchanged if it holds no line break or control character (header injection)."""
+    if unsafe_for_header(value):
+        message = f"{field} {value!r} contains a line break or control character; remove it"
+        raise SubscriberError(Problem(message))
+    return value
+
+
+def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Tags stripped, empty ones dropped, duplicates (ignoring case) removed."""
+    cleaned: dict[str, str] = {}
+    for tag in tags:
+        tag = check_header_safe(tag, "tag").strip()
+        if any(char in TAG_SEPARATORS for char in tag):
+            raise SubscriberError(Problem(f"tag '{tag}' contains ',' or '|'; split it in two"))
+        if tag:
+            cleaned.setdefault(tag.casefold(), tag)
+    return tuple(cleaned.values())
+
+
+class _Refused(SubscriberError):
+    """Someone who opted out would be made active again."""
+
+    def __init__(self, subscriber_id: int, email: str, status: Status, changed_at: str) -> None:
+        how = _OPTED_OUT_HOW[status]
+        super().__init__(Problem(f"{email} {how} on {changed_at[:10]}: not resubscribed"))
+        self.subscriber_id = subscriber_id
+        self.status = status
+
+
+class _Suppressed(SubscriberError):
+    """Someone erased from the list would be added back by an import or `add`."""
+
+    def __init__(self, email: str, status: Status) -> None:
+        how = _OPTED_OUT_HOW.get(status, "asked to be erased")
+        super().__init__(
+            Problem(
+                f"{email} {how} and was erased: not added back "
+                "(signing up again with double opt-in is the way back)"
+            )
+        )
+
+
+_SELECT = """
+    SELECT s.*, (SELECT group_concat(tag, char(31)) FROM subscriber_tags
+                 WHERE subscriber_id = s.id) AS tag_list
+    FROM subscribers s
+"""
+
+
+def _subscriber(row: sqlite3.Row) -> Subscriber:
+    tags = row["tag_list"].split("\x1f") if row["tag_list"] else []
+    return Subscriber(
+        id=row["id"],
+        email=row["email"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        tags=tuple(sorted(tags, key=str.casefold)),
+        attributes=json.loads(row["attributes"]),
+        status=Status(row["status"]),
+        status_reason=row["status_reason"],
+        status_changed_at=row["status_changed_at"],
+        created_at=row["created_at"],
+    )
+
+
+def _filters(status: Status | None, tag: str | None) -> tuple[list[str], list[Any]]:
+    """SQL conditions on `s` (subscribers) and their parameters."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        conditions.append("s.status = ?")
+        params.append(Status(status).value)
+    if tag is not None:
+        conditions.append(
+            "EXISTS (SELECT 1 FROM subscriber_tags t WHERE t.subscriber_id = s.id AND t.tag = ?)"
+        )
+        params.append(tag.strip())
+    return conditions, params
+
+
+class SubscriberStore:
+    """The subscribers in the project's database. All SQL about subscribers lives here."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: Path) -> SubscriberStore:
+        """The store in the database file at `path`, created and migrated as needed."""
+        return cls(db.connect(path))
+
+    def __enter__(self) -> SubscriberStore:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def _transaction(self, commit: bool = True) -> Iterator[None]:
+        """One write transaction; `commit=False` rolls it back at the end (a dry run)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT" if commit else "ROLLBACK")
+
+    def add(
+        self,
+        email: str,
+        first_name: str = "",
+        last_name: str = "",
+        tags: Iterable[str] = (),
+        attributes: Mapping[str, str] | None = None,
+        *,
+        source: str = "cli",
+    ) -> Subscriber:
+        """Add a new active subscriber, or update one who is active or pending.
+
+        As in an import, non-empty names replace the stored ones and tags and attributes are
+        merged in. Someone who opted out is refused with a SubscriberError.
+        """
+        row = ImportRow(0, email, first_name, last_name, tuple(tags), dict(attributes or {}))
+        row = row.validated()
+        with self._transaction():
+            subscriber_id = self._upsert(row, db.now(), source)[1]
+        subscriber = self.get_by_id(subscriber_id)
+        assert subscriber is not None
+        return subscriber
+
+    def get(self, email: str) -> Subscriber | None:
+        """The subscriber with this address (ignoring case), if any."""
+        try:
+            key = normalize_email(email)
+        except SubscriberError:
+            key = email.strip()
+        row = self.conn.execute(f"{_SELECT} WHERE s.email = ?", (key,)).fetchone()
+        return _subscriber(row) if row else None
+
+    def get_by_id(self, subscriber_id: int) -> Subscriber | None:
+        """The subscriber with this id, if any."""
+        row = self.conn.execute(f"{_SELECT} WHERE s.id = ?", (subscriber_id,)).fetchone()
+        return _subscriber(row) if row else None
+
+    def erase(self, email: str, *, source: str = "cli", reason: str = "") -> Subscriber | None:
+        """Erase the subscriber with this address: their fields, tags, history and deliveries.
+
+        A keyed hash of the address stays on the suppression list, so no import or `add`
+        brings them back (only a new double opt-in does), and the erasure is logged without
+        the address. Returns what was erased, or None if the address is not on the list.
+        """
+        subscriber = self.get(email)
+        if subscriber is None:
+            return None
+        with self._transaction():
+            suppression.suppress(self.conn, subscriber.email, subscriber.status.value, reason)
+            self.conn.execute(
+                "INSERT INTO erasures (erased_at, status, source, reason) VALUES (?, ?, ?, ?)",
+                (db.now(), subscriber.status.value, source, reason),
+            )
+            self.conn.execute("DELETE FROM subscribers WHERE id = ?", (subscriber.id,))
+        return subscriber
+
+    def person(self, email: str) -> dict[str, Any] | None:
+        """Everything held about one person (for a data-access request), or None."""
+        subscriber = self.get(email)
+        if subscriber is None:
+            return None
+        deliveries = self.conn.execute(
+            "SELECT issue, status, attempts, last_reply, message_id, updated_at"
+            " FROM deliveries WHERE subscriber_id = ? ORDER BY updated_at, issue",
+            (subscriber.id,),
+        )
+        return {
+            **asdict(subscriber),
+            "history": self.history(subscriber.id),
+            "deliveries": [dict(row) for row in deliveries],
+        }
+
+    def tag(self, email: str, tags: Iterable[str]) -> Subscriber:
+        """Add tags to the subscriber with this address; SubscriberError if unknown."""
+        subscriber = self._known(email)
+        with self._transaction():
+            self._add_tags(subscriber.id, _clean_tags(tags))
+        return self._known(email)
+
+    def untag(self, email: str, tags: Iterable[str]) -> Subscriber:
+        """Take tags off the subscriber with this address (ignoring case)."""
+        subscriber = self._known(email)
+        with self._transaction():
+            self.conn.executemany(
+                "DELETE FROM subscriber_tags WHERE subscriber_id = ? AND tag = ?",
+                [(subscriber.id, tag) for tag in _clean_tags(tags)],
+            )
+        return self._known(email)
+
+    def tag_counts(self) -> dict[str, dict[str, int]]:
+        """Every tag with how many subscribers have it, per status."""
+        counts: dict[str, dict[str, int]] = {}
+        rows = self.conn.execute(
+            "SELECT t.tag, s.status, count(*) FROM subscriber_tags t"
+            " JOIN subscribers s ON s.id = t.subscriber_id GROUP BY t.tag, s.status"
+            " ORDER BY t.tag COLLATE NOCASE"
+        )
+        for tag, status, count in rows:
+            counts.setdefault(tag, {})[status] = count
+        return counts
+
+    def _known(self, email: str) -> Subscriber:
+        subscriber = self.get(email)
+        if subscriber is None:
+            raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
+        return subscriber
+
+    def set_status(
+        self, subscriber_id: int, status: Status, reason: str = "", *, source: str,
+        issue: str = "",
+    ) -> Subscriber:  # fmt: skip
+        """Change a subscriber's status and record the change (with the issue it came from,
+        if any: an unsubscribe link, a bounce); nothing if it is unchanged."""
+        status = Status(status)
+        with self._transaction():
+            row = self.conn.execute(
+                "SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)
+            ).fetchone()
+            if row is None:
+                raise SubscriberError(Problem(f"no subscriber has id {subscriber_id}"))
+            if row["status"] != status:
+                self._record_status(subscriber_id, status, reason, source, db.now(), issue)
+            if status == Status.ACTIVE:  # a confirmed sign-up is the one way back
+                email = self.conn.execute(
+                    "SELECT email FROM subscribers WHERE id = ?", (subscriber_id,)
+                ).fetchone()[0]
+                suppression.lift(self.conn, email)
+        subscriber = self.get_by_id(subscriber_id)
+        assert subscriber is not None
+        return subscriber
+
+    def unsubscribe(
+        self, email: str, reason: str = "", *, source: str = "cli", issue: str = ""
+    ) -> Subscriber:
+        """Mark the subscriber with this address unsubscribed; SubscriberError if unknown."""
+        subscriber = self.get(email)
+        if subscriber is None:
+            raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
+        return self.set_status(
+            subscriber.id, Status.UNSUBSCRIBED, reason, source=source, issue=issue
+        )
+
+    def history(self, subscriber_id: int) -> list[dict[str, str]]:
+        """The subscriber's status changes, oldest first: status, reason, source, changed_at."""
+        rows = self.conn.execute(
+            "SELECT status, reason, source, changed_at FROM status_changes"
+            " WHERE subscriber_id = ? ORDER BY id",
+            (subscriber_id,),
+        )
+        return [dict(row) for row in rows]
+
+    def iter(
+        self, status: Status | None = None, tag: str | None = None, batch_size: int = 1000
+    ) -> Iterator[Subscriber]:
+        """Every matching subscriber in id order, read `batch_size` rows at a time.
+
+        Each batch is fetched whole (keyset pagination on id), so no statement stays open
+        between batches and the caller may write to the database while iterating.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        conditions, params = _filters(status, tag)
+        where = " AND ".join(["s.id > ?", *conditions])
+        query = f"{_SELECT} WHERE {where} ORDER BY s.id LIMIT ?"
+        last = 0
+        while True:
+            rows = self.conn.execute(query, (last, *params, batch_size)).fetchall()
+            for row in rows:
+                yield _subscriber(row)
+            if len(rows) < batch_size:
+                return
+            last = rows[-1]["id"]
+
+    def count(self, status: Status | None = None, tag: str | None = None) -> int:
+        """How many subscribers match."""
+        conditions, params = _filters(status, tag)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        query = f"SELECT count(*) FROM subscribers s{where}"
+        return int(self.conn.execute(query, params).fetchone()[0])
+
+    def import_rows(
+        self, rows: Iterable[ImportRow], *, source: str = "import", dry_run: bool = False
+    ) -> ImportReport:
+        """Add or update every row in one transaction: all of them or, on an error, none.
+
+        New addresses are added (active, or with the opted-out status the row gives, at the
+        time and with the reason the source gave); active and pending ones are updated
+        (non-empty names win, tags and attributes merged, an opted-out status applied). People
+        who opted out are left alone: a row that would make them active is skipped with a
+        problem. An address repeated in `rows` (ignoring case) is merged into the first and
+        counted once. Invalid rows are skipped with a problem. `dry_run` does all of it and
+        then rolls it back, so the report says what an import would do.
+        """
+        report = ImportReport(dry_run=dry_run)
+        seen: set[int] = set()
+        now = db.now()
+        with self._transaction(commit=not dry_run):
+            for row in rows:
+                try:
+                    row = row.validated()
+                    outcome, subscriber_id, status = self._upsert(row, now, source)
+                except _Refused as exc:
+                    outcome, subscriber_id, status = "refused", exc.subscriber_id, exc.status
+                    if subscriber_id not in seen:
+                        report.problems.extend(replace(p, line=row.line) for p in exc.problems)
+                except SubscriberError as exc:
+                    report.skipped += 1
+                    report.problems.extend(replace(p, line=row.line) for p in exc.problems)
+                    continue
+                if subscriber_id in seen:
+                    continue
+                seen.add(subscriber_id)
+                report.statuses[Status(status).value] += 1
+                if outcome == "added":
+                    report.imported += 1
+                elif outcome == "updated":
+                    report.updated += 1
+                else:
+                    report.skipped += 1
+        return report
+
+    def _upsert(self, row: ImportRow, now: str, source: str) -> tuple[str, int, Status]:
+        """Apply one validated row: ('added' | 'updated' | 'kept', id, the status it ends
+        with). Call in a transaction.
+
+        Raises _Refused, having written nothing, for an opted-out person the row would make
+        active again.
+        """
+        old = self.conn.execute(
+            "SELECT id, first_name, last_name, attributes, status, status_changed_at"
+            " FROM subscribers WHERE email = ?",
+            (row.email,),
+        ).fetchone()
+        changed_at = row.status_at or now
+        # A sign-up on the web (pending until confirmed by email) is the one way back.
+        suppressed = old is None and source != "web"
+        if suppressed and (left := suppression.suppressed(self.conn, row.email)):
+            raise _Suppressed(row.email, Status(left))
+        if old is None:
+            subscriber_id = self.conn.execute(
+                "INSERT INTO subscribers (email, first_name, last_name, attributes, status,"
+                " status_reason, status_changed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.email,
+                    row.first_name,
+                    row.last_name,
+                    json.dumps(row.attributes, ensure_ascii=False, sort_keys=True),
+                    row.status.value,
+                    row.status_reason,
+                    changed_at,
+                    now,
+                ),
+            ).lastrowid
+            assert subscriber_id is not None
+            self._history(subscriber_id, row.status, row.status_reason, source, changed_at)
+            self._add_tags(subscriber_id, row.tags)
+            return "added", subscriber_id, row.status
+        subscriber_id = old["id"]
+        if old["status"] in OPTED_OUT:
+            if row.status in OPTED_OUT:
+                return "kept", subscriber_id, Status(old["status"])
+            raise _Refused(subscriber_id, row.email, old["status"], old["status_changed_at"])
+        attributes = json.loads(old["attributes"])
+        attributes.update({key: value for key, value in row.attributes.items() if value})
+        self.conn.execute(
+            "UPDATE subscribers SET first_name = ?, last_name = ?, attributes = ? WHERE id = ?",
+            (
+                row.first_name or old["first_name"],
+                row.last_name or old["last_name"],
+                json.dumps(attributes, ensure_ascii=False, sort_keys=True),
+                subscriber_id,
+            ),
+        )
+        self._add_tags(subscriber_id, row.tags)
+        if row.status in OPTED_OUT:
+            self._record_status(subscriber_id, row.status, row.status_reason, source, changed_at)
+            return "updated", subscriber_id, row.status
+        return "updated", subscriber_id, Status(old["status"])
+
+    def _add_tags(self, subscriber_id: int, tags: Iterable[str]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?)",
+            [(subscriber_id, tag) for tag in tags],
+        )
+
+    def _record_status(
+        self, subscriber_id: int, status: Status, reason: str, source: str, now: str,
+        issue: str = "",
+    ) -> None:  # fmt: skip
+        self.conn.execute(
+            "UPDATE subscribers SET status = ?, status_reason = ?, status_changed_at = ?"
+            " WHERE id = ?",
+            (status.value, reason, now, subscriber_id),
+        )
+        self._history(subscriber_id, status, reason, source, now, issue)
+
+    def _history(
+        self, subscriber_id: int, status: Status, reason: str, source: str, now: str,
+        issue: str = "",
+    ) -> None:  # fmt: skip
+        self.conn.execute(
+            "INSERT INTO status_changes"
+            " (subscriber_id, status, reason, source, changed_at, issue)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (subscriber_id, status.value, reason, source, now, issue),
+        )

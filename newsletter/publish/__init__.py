@@ -1,0 +1,7 @@
+"""Publish: what the tool writes to disk for people to open: build folders, the web archive,
+and the scaffold of a new issue.
+
+`writer` owns output folders (staged, then moved into place); `archive` renders the public
+pages and the Atom feed; `scaffold` writes a new issue. May import `compose`,
+`newsletter.config`, `errors`. Never `deliver`, `web` or `cli`.
+"""
