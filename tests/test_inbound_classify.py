@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from newsletter.tokens import Signer
 
 from newsletter.inbound.classify import Decision, classify, decision_json
 from newsletter.inbound.rules import RULES
@@ -20,7 +21,6 @@ from newsletter.inbound.verp import (
     verify_token,
     verp_address,
 )
-from newsletter.tokens import Signer
 
 CORPUS_ENV = "NEWSLETTER_BOUNCE_CORPUS"
 KEY = b"k" * 32
