@@ -50,6 +50,14 @@ def find_corpus(start: Path) -> Path | None:
 
 
 @pytest.fixture(scope="module")
+def corpus_files() -> list[Path]:
+    root = find_corpus(Path(__file__).resolve())
+    if root is None:
+        pytest.skip(f"no bounce corpus: set {CORPUS_ENV} or put shared/corpora/bounces above")
+    return sorted((root / "eml").glob("*.eml"))
+
+
+@pytest.fixture(scope="module")
 def corpus() -> Iterator[tuple[dict[str, list[dict[str, object]]], dict[str, Decision]]]:
     """(expected entries per file, our decision per file) for every file of the corpus."""
     root = find_corpus(Path(__file__).resolve())
@@ -140,6 +148,17 @@ def test_recipients_carry_a_status_code_and_a_known_class(corpus: tuple[dict, di
             if decision.kind == "bounce":
                 assert recipient.status[:1] in ("4", "5") and recipient.status.count(".") == 2
                 assert recipient.klass in ("hard", "soft", "policy")
+
+
+def test_damaged_messages_never_raise(corpus_files: list[Path]) -> None:
+    noise = bytes(range(256)) * 2
+    for file in corpus_files:
+        raw = file.read_bytes()
+        for damaged in (raw[: len(raw) // 2], raw[: len(raw) // 3] + noise, noise + raw[:200]):
+            assert classify(damaged).kind in (
+                "bounce", "complaint", "auto-reply", "unsubscribe", "unclassified"
+            )  # fmt: skip
+    assert classify(b"").kind == "unclassified"
 
 
 # --- rules ------------------------------------------------------------------------------------

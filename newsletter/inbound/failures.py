@@ -8,6 +8,7 @@ Amazon SES notification; and last the MTA's prose, where flufl.bounce finds the 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from email.message import Message
@@ -149,6 +150,10 @@ def ses_failures(data: dict[str, Any]) -> list[Failure]:
 
 # --- bounces in an MTA's own words -----------------------------------------------------------
 
+# flufl.bounce logs a traceback before re-raising a detector's error; that is caught below, so
+# its log stays out of the user's terminal.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
+
 _ADDRESS = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _FAILED_LINE = re.compile(
     r"^\s*(?:"
@@ -174,7 +179,7 @@ def prose_failures(msg: Message, text: str, looks_like_bounce: bool) -> list[Fai
     flufl.bounce finds them; where it finds none in a message that reads as a bounce, the
     lines that name one address the way MTAs list failed recipients are taken.
     """
-    found = [a.decode("utf-8", "replace") for a in sorted(flufl.bounce.scan_message(msg))]
+    found = [a.decode("utf-8", "replace") for a in sorted(_flufl_failures(msg))]
     lines = text.splitlines()
     if not found and looks_like_bounce:
         matches = (_FAILED_LINE.match(line) for line in lines)
@@ -190,6 +195,16 @@ def prose_failures(msg: Message, text: str, looks_like_bounce: bool) -> list[Fai
         transient = first.startswith("4") or bool(_DELAYED.search(words))
         failures.append(Failure(address, status, _squeeze(words), transient))
     return failures
+
+
+def _flufl_failures(msg: Message) -> frozenset[bytes]:
+    """The addresses flufl.bounce finds failing, temporarily or for good; none where one of
+    its detectors trips over a malformed message (it raises whatever it met)."""
+    try:
+        temporary, permanent = flufl.bounce.all_failures(msg)
+    except Exception:  # a detector's bug on odd input must not stop the run
+        return frozenset()
+    return temporary | permanent
 
 
 def context(lines: list[str], address: str, others: set[str], diagnostic: str = "") -> str:

@@ -43,7 +43,7 @@ def _decoded(data: bytes, charset: str | None) -> str:
     """Bytes of a header in their declared charset, else UTF-8, else ISO-2022-JP, else Latin-1."""
     declared = [charset] if charset and charset != "unknown-8bit" else []
     for attempt in (*declared, "utf-8", "iso-2022-jp"):
-        with contextlib.suppress(LookupError, UnicodeError):
+        with contextlib.suppress(LookupError, ValueError):  # unknown or malformed charset
             return data.decode(attempt)
     return data.decode("latin-1")
 
@@ -73,7 +73,7 @@ def text_of(part: Message) -> str:
         return raw if isinstance(raw, str) else ""
     charset = part.get_content_charset() or "utf-8"
     for attempt in (charset, "utf-8"):
-        with contextlib.suppress(LookupError, UnicodeError):
+        with contextlib.suppress(LookupError, ValueError):  # unknown or malformed charset
             return payload.decode(attempt)
     return payload.decode("latin-1")
 
