@@ -303,7 +303,11 @@ def test_auto_reply_is_never_a_bounce() -> None:
     reply["To"] = verp_address(delivery_token(KEY, "issue-1", 7), "bounce.example.org")
     reply["Subject"] = "Out of Office: Issue 1"
     reply["Auto-Submitted"] = "auto-replied"
-    reply.set_content("I am away until Monday. The mailbox reader@example.com is not read.\n")
+    reply.set_content(
+        "I am away until Monday. Mail that could not be delivered to my team, or returned as\n"
+        "undeliverable, will be answered then.\n\n-----Original Message-----\n"
+        "From: news@example.org\nTo: reader@example.com\nSubject: Issue 1\n\nHello\n"
+    )
     decision = classify(reply.as_bytes())
     assert decision.kind == "auto-reply" and decision.recipients == ()
 

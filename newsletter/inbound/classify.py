@@ -25,7 +25,8 @@ Kind = Literal["bounce", "complaint", "auto-reply", "unsubscribe", "unclassified
 
 @dataclass(frozen=True)
 class Recipient:
-    """One failed (or complained-about) recipient."""
+    """One failed recipient; for a complaint, the complaining reader (class "policy": not a
+    dead address; the complaint itself is what counts) with the feedback type as diagnostic."""
 
     address: str
     status: str
@@ -124,8 +125,9 @@ def _auto_reply_signal(msg: Message) -> str:
     return ""
 
 
-def _looks_like_bounce(msg: Message, human: str) -> bool:
-    """True when the subject, the sender or the opening words read as a delivery failure."""
+def _looks_like_bounce(msg: Message, human: str = "") -> bool:
+    """True when the subject, the sender or (given `human`) the opening words read as a
+    delivery failure."""
     sender = header(msg, "From") + " " + header(msg, "Return-Path")
     return bool(
         _BOUNCE_SUBJECT.search(header(msg, "Subject"))
@@ -268,14 +270,15 @@ def classify(raw: bytes) -> Decision:
     ):
         return decide("unclassified", (), "a delivery status notification that reports no failure")
 
-    if not failed:
+    if not failed and not _looks_like_bounce(msg):  # by its headers: a person may write "failed"
         unsubscribe, unsubscribe_token = _unsubscribe(msg)
-        if unsubscribe and not bounce_like:
+        if unsubscribe:
             reason = "a mail to the unsubscribe address"
             return Decision("unsubscribe", (), reason, unsubscribe_token, original_id)
         signal = _auto_reply_signal(msg)
-        if signal and not bounce_like:
+        if signal:
             return decide("auto-reply", (), f"an automatic reply: {signal}")
+    if not failed:
         failed = found.prose_failures(msg, human, bounce_like or is_dsn)
     failed = _addressed(failed, originals)
     if not failed and (bounce_like or is_dsn):
