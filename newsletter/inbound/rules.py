@@ -305,9 +305,16 @@ def _by_status(status: str) -> Rule | None:
 
 
 def judge(status: str, diagnostic: str, transient: bool, context: str = "") -> tuple[Klass, str]:
-    """The class of one failed recipient and why, from its status code, its diagnostic and
-    the bounce's words about it (`context`). A `transient` failure (delayed, 4xx that was
-    not given up on as an address problem) is never hard."""
+    """The class of one failed recipient and why, from its status code, its diagnostic and the
+    bounce's words about it (`context`, read where the diagnostic says nothing). In order:
+
+    1. the exact wording of a common system (`first`);
+    2. the SMTP stage of a permanent refusal (`session`), unless a specific hard code says more;
+    3. policy wording, then a specific policy status code (x.7.x and the like);
+    4. a transient failure (delayed, 4xx not given up on as an address problem): soft, never hard;
+    5. hard or soft wording where the code is vague (x.y.0), absent or soft; else the code;
+    6. nothing recognised: soft, never taken for a dead address.
+    """
     code = _by_status(status) if status else None
     vague = not status or status.endswith(".0")
     vendor = _by_first(diagnostic) or _by_first(context)
@@ -331,6 +338,4 @@ def judge(status: str, diagnostic: str, transient: bool, context: str = "") -> t
         return words.klass, words.reason
     if code is not None:
         return code.klass, code.reason
-    if words is not None:
-        return words.klass, words.reason
     return "soft", "a permanent failure of unrecognised cause (not taken as a dead address)"
