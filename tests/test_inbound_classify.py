@@ -287,6 +287,17 @@ def test_mail_unsubscribe_carries_the_signed_token() -> None:
     assert Signer(KEY).verify("unsubscribe", decision.token) == ["reader@example.com", "issue-1"]
 
 
+def test_mail_unsubscribe_from_a_client_that_kept_the_escaped_space() -> None:
+    token = Signer(KEY).unsubscribe_token("reader@example.com", "issue-1")
+    mail = EmailMessage()
+    mail["From"] = "reader@example.com"
+    mail["To"] = "unsubscribe@example.org"
+    mail["Subject"] = f"Re: unsubscribe%20{token}"
+    mail.set_content("\n")
+    decision = classify(mail.as_bytes())
+    assert (decision.kind, decision.token) == ("unsubscribe", token)
+
+
 def test_mail_unsubscribe_token_in_the_to_address() -> None:
     token = Signer(KEY).unsubscribe_token("reader@example.com", "issue-1")
     mail = EmailMessage()

@@ -137,7 +137,7 @@ def _looks_like_bounce(msg: Message, human: str = "") -> bool:
 
 
 _UNSUBSCRIBE_SUBJECT = re.compile(
-    r"^\s*(?:(?:re|fwd?|aw|wg)\s*:\s*)*unsubscribe\b\s*([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)?",
+    r"^\s*(?:(?:re|fwd?|aw|wg)\s*:\s*)*unsubscribe\b(?:\s|%20)*([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)?",
     re.IGNORECASE,
 )
 _SIGNED = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")

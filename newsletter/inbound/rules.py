@@ -226,7 +226,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "policy",
-        "bad sender's mailbox or system address (5.1.7/5.1.8: sender side)",
+        "bad sender's mailbox address (5.1.7: sender side)",
         status="5.1.7",
     ),
     Rule("policy", "bad sender's system address (5.1.8: sender side)", status="5.1.8"),
