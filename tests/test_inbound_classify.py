@@ -261,6 +261,33 @@ def test_token_from_the_returned_headers_and_from_the_body() -> None:
     assert classify(in_body).token == token
 
 
+def test_amazon_ses_event_notification() -> None:
+    event = {
+        "eventType": "Bounce",
+        "bounce": {
+            "bounceType": "Permanent",
+            "bouncedRecipients": [
+                {"emailAddress": "gone@example.com", "status": "5.1.1",
+                 "diagnosticCode": "smtp; 550 5.1.1 user unknown"},
+                {"emailAddress": "blocked@example.com", "status": "5.7.1",
+                 "diagnosticCode": "smtp; 554 5.7.1 rejected by the receiver's spam filter"},
+            ],
+        },
+        "mail": {"messageId": "x"},
+    }  # fmt: skip
+    mail = EmailMessage()
+    mail["From"] = "no-reply@sns.amazonaws.com"
+    mail["To"] = "news@example.org"
+    mail["Subject"] = "AWS Notification Message"
+    mail.set_content(json.dumps(event))
+    decision = classify(mail.as_bytes())
+    assert decision.kind == "bounce"
+    assert [(r.address, r.status, r.klass) for r in decision.recipients] == [
+        ("gone@example.com", "5.1.1", "hard"),
+        ("blocked@example.com", "5.7.1", "policy"),
+    ]
+
+
 def test_decision_json_shape() -> None:
     raw = _dsn(
         "news@example.org", "reader@example.com", "5.2.2", "552 5.2.2 Mailbox full", _original()

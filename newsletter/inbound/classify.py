@@ -242,7 +242,8 @@ def classify(raw: bytes) -> Decision:
 
     complaint = _complaint(msg, originals)
     ses = found.ses_notification(msg)
-    if complaint is None and ses is not None and ses.get("notificationType") == "Complaint":
+    ses_kind = found.ses_kind(ses) if ses is not None else ""
+    if complaint is None and ses is not None and ses_kind == "Complaint":
         items = (ses.get("complaint") or {}).get("complainedRecipients") or []
         feedback = str((ses.get("complaint") or {}).get("complaintFeedbackType") or "abuse")
         complaint = feedback, [str(i.get("emailAddress")) for i in items]
@@ -251,13 +252,12 @@ def classify(raw: bytes) -> Decision:
         recipients = tuple(Recipient(a, "", "policy", feedback) for a in dict.fromkeys(named))
         return decide("complaint", recipients, f"a complaint (feedback report: {feedback})")
 
-    if ses is not None and ses.get("notificationType") not in ("Bounce", "Complaint", None):
-        kind = ses.get("notificationType")
-        return decide("unclassified", (), f"an Amazon SES notification of type {kind}")
+    if ses is not None and ses_kind != "Bounce":
+        return decide("unclassified", (), f"an Amazon SES notification of type {ses_kind}")
 
     bounce_like = _looks_like_bounce(msg, human)
     is_dsn = found.is_dsn(msg)
-    if ses is not None and ses.get("notificationType") == "Bounce":
+    if ses is not None:
         failed = found.ses_failures(ses)
     else:
         failed = found.dsn_failures(msg) or (

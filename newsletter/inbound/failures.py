@@ -117,6 +117,7 @@ def ses_notification(msg: Message) -> dict[str, Any] | None:
     for part in outer_parts(msg):
         if part.is_multipart() or part.get_content_maintype() not in ("text", "application"):
             continue
+        # Long JSON lines come folded as "!" CRLF SP by MTAs that cut lines at 998 octets.
         text = re.sub(r"!\r?\n ", "", text_of(part))
         start = text.find('{"notificationType"')
         if start < 0:
@@ -130,6 +131,11 @@ def ses_notification(msg: Message) -> dict[str, Any] | None:
         if isinstance(data, dict):
             return data
     return None
+
+
+def ses_kind(data: dict[str, Any]) -> str:
+    """ "Bounce", "Complaint", "Delivery", ... of an SES notification or published event."""
+    return str(data.get("notificationType") or data.get("eventType") or "")
 
 
 def ses_failures(data: dict[str, Any]) -> list[Failure]:
