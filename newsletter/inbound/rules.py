@@ -36,6 +36,7 @@ class Rule:
     status: str = ""
     session: str = ""
     first: str = ""
+    lives: bool = False  # the wording tells of a mailbox that exists, whatever the code says
 
 
 RULES: tuple[Rule, ...] = (
@@ -135,12 +136,14 @@ RULES: tuple[Rule, ...] = (
         r"(storage|quota|mailbox)|insufficient (storage|disk|system storage)|disk (is )?full"
         r"|mailbox size limit|storage (allocation|space)|full mailbox|mail ?box (has )?"
         r"exceeded|user has exhausted|account is full|inbox is full|out of (storage|space)",
+        lives=True,
     ),
     Rule(
         "soft",
         "the message is too large for the receiver",
         text=r"too (big|large)|size (limit|exceed)|message size|exceeds (the )?(maximum )?"
         r"(allowed )?(message )?size|message length exceeds",
+        lives=True,
     ),
     Rule(
         "soft",
@@ -153,6 +156,7 @@ RULES: tuple[Rule, ...] = (
         "soft",
         "the receiver reports a temporary failure",
         text=r"temporar|try (again )?later|(?<!and )try again\b",
+        lives=True,
     ),
     # --- hard wording: the address is dead -----------------------------------------------------
     Rule(
@@ -312,7 +316,8 @@ def judge(status: str, diagnostic: str, transient: bool, context: str = "") -> t
     2. the SMTP stage of a permanent refusal (`session`), unless a specific hard code says more;
     3. policy wording, then a specific policy status code (x.7.x and the like);
     4. a transient failure (delayed, 4xx not given up on as an address problem): soft, never hard;
-    5. hard or soft wording where the code is vague (x.y.0), absent or soft; else the code;
+    5. hard or soft wording where the code is vague (x.y.0), absent or soft, and wording of a
+       mailbox that exists (`lives`: full, too big, temporary) over any code; else the code;
     6. nothing recognised: soft, never taken for a dead address.
     """
     code = _by_status(status) if status else None
@@ -334,7 +339,7 @@ def judge(status: str, diagnostic: str, transient: bool, context: str = "") -> t
         return code.klass, code.reason
     if transient:
         return "soft", words.reason if words is not None else "a temporary failure (4.x.x)"
-    if words is not None and (vague or code is None or code.klass == "soft"):
+    if words is not None and (vague or code is None or code.klass == "soft" or words.lives):
         return words.klass, words.reason
     if code is not None:
         return code.klass, code.reason
