@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -159,6 +160,19 @@ def test_damaged_messages_never_raise(corpus_files: list[Path]) -> None:
                 "bounce", "complaint", "auto-reply", "unsubscribe", "unclassified"
             )  # fmt: skip
     assert classify(b"").kind == "unclassified"
+
+
+def test_large_bounces_take_linear_time() -> None:
+    head = (
+        "From: MAILER-DAEMON@mx.example.net\nTo: news@example.org\n"
+        "Subject: Undelivered Mail Returned to Sender\n\n"
+        "<gone@example.com>: host said: 550 5.1.1 user unknown\n\n"
+    )
+    for filler in ("A" * 300_000, "word." * 60_000, ("x" * 75 + "\n") * 25_000):
+        started = time.monotonic()
+        decision = classify((head + filler + "\n").encode())
+        assert time.monotonic() - started < 10
+        assert [r.klass for r in decision.recipients] == ["hard"]
 
 
 # --- rules ------------------------------------------------------------------------------------

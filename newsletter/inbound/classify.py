@@ -20,6 +20,10 @@ from .parts import addresses, all_text, header, human_text, outer_parts, returne
 from .rules import Klass, judge
 from .verp import HEADER, find_tokens, token_from_address
 
+# flufl.bounce reads every line, attachments of the returned message included; a bounce says
+# what failed near its start, so it is shown only that much of a large one.
+_SCAN_LIMIT = 256_000
+
 Kind = Literal["bounce", "complaint", "auto-reply", "unsubscribe", "unclassified"]
 
 
@@ -279,7 +283,8 @@ def classify(raw: bytes) -> Decision:
         if signal:
             return decide("auto-reply", (), f"an automatic reply: {signal}")
     if not failed:
-        failed = found.prose_failures(msg, human, bounce_like or is_dsn)
+        head = msg if len(raw) <= _SCAN_LIMIT else email.message_from_bytes(raw[:_SCAN_LIMIT])
+        failed = found.prose_failures(head, human, bounce_like or is_dsn)
     failed = _addressed(failed, originals)
     if not failed and (bounce_like or is_dsn):
         failed = _unnamed(msg, originals, human)

@@ -188,7 +188,7 @@ def prose_failures(msg: Message, text: str, looks_like_bounce: bool) -> list[Fai
     found = [a.decode("utf-8", "replace") for a in sorted(_flufl_failures(msg))]
     lines = text.splitlines()
     if not found and looks_like_bounce:
-        matches = (_FAILED_LINE.match(line) for line in lines)
+        matches = (_FAILED_LINE.match(line[:2000]) for line in lines)
         named = (next(g for g in m.groups() if g) for m in matches if m)
         found = [a for a in dict.fromkeys(named) if not _NOT_RECIPIENT.match(a)]
     others = {a.lower() for a in found}

@@ -20,6 +20,7 @@ ORIGINAL_MARK = re.compile(
     r"|content-type: message/rfc822|content-type: text/rfc822-headers).*$",
     re.IGNORECASE | re.MULTILINE,
 )
+HUMAN_LIMIT = 64_000  # a bounce explains itself well within this; the rest is never read
 _QUOTE = re.compile(r"^>(?: |$|(?=>>> )|(?=<<< ))", re.MULTILINE)
 _TAGS = re.compile(r"<(br|p|div|tr|li)\b[^>]*>", re.IGNORECASE)
 
@@ -110,7 +111,7 @@ def human_text(msg: Message) -> str:
     mark = ORIGINAL_MARK.search(text)
     if mark is not None and mark.start() > 0:
         text = text[: mark.start()]
-    return text
+    return text[:HUMAN_LIMIT]
 
 
 def returned_headers(msg: Message) -> list[Message]:

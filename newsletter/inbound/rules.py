@@ -251,10 +251,10 @@ RULES: tuple[Rule, ...] = (
 )
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_ADDRESS = re.compile(r"[^\s<>()\[\]'\":;,]+@[^\s<>()\[\]'\":;,]+")
+_ADDRESS = re.compile(r"[^\s<>()\[\]'\":;,@]{1,64}@[^\s<>()\[\]'\":;,@]{1,255}")
 _BLOCKLIST = re.compile(r"spamhaus|spamcop|sorbs|barracuda|uceprotect|abuseat|dnsbl|rbl")
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s<>\"')\]]+", re.IGNORECASE)
-_HOST = re.compile(r"\b[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}\b")
+_HOST = re.compile(r"\b[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63}){0,8}\.[a-z]{2,24}\b")
 
 
 def enhanced_status(text: str, failures_only: bool = False) -> str:
