@@ -155,7 +155,7 @@ def test_damaged_messages_never_raise(corpus_files: list[Path]) -> None:
     noise = bytes(range(256)) * 2
     for file in corpus_files:
         raw = file.read_bytes()
-        for damaged in (raw[: len(raw) // 2], raw[: len(raw) // 3] + noise, noise + raw[:200]):
+        for damaged in (raw[: len(raw) // 2] + noise, noise + raw[:200]):
             assert classify(damaged).kind in (
                 "bounce", "complaint", "auto-reply", "unsubscribe", "unclassified"
             )  # fmt: skip
