@@ -41,33 +41,34 @@ def find_corpus(start: Path) -> Path | None:
     """The bounce corpus: $NEWSLETTER_BOUNCE_CORPUS, else `shared/corpora/bounces` in a folder
     above `start` (the repository sits beside `shared/`; a worktree may sit deeper)."""
     if os.environ.get(CORPUS_ENV):
-        return Path(os.environ[CORPUS_ENV])
-    for folder in start.parents:
-        candidate = folder / "shared" / "corpora" / "bounces"
-        if (candidate / "expected.json").is_file():
-            return candidate
-    fallback = Path("/work/shared/corpora/bounces")
-    return fallback if (fallback / "expected.json").is_file() else None
+        candidates = [Path(os.environ[CORPUS_ENV])]
+    else:
+        candidates = [folder / "shared" / "corpora" / "bounces" for folder in start.parents]
+        candidates.append(Path("/work/shared/corpora/bounces"))
+    return next((c for c in candidates if (c / "expected.json").is_file()), None)
 
 
 @pytest.fixture(scope="module")
-def corpus_files() -> list[Path]:
+def corpus_root() -> Path:
     root = find_corpus(Path(__file__).resolve())
     if root is None:
-        pytest.skip(f"no bounce corpus: set {CORPUS_ENV} or put shared/corpora/bounces above")
-    return sorted((root / "eml").glob("*.eml"))
+        pytest.skip(f"no bounce corpus (expected.json): set {CORPUS_ENV} or put shared/ above")
+    return root
 
 
 @pytest.fixture(scope="module")
-def corpus() -> Iterator[tuple[dict[str, list[dict[str, object]]], dict[str, Decision]]]:
+def corpus_files(corpus_root: Path) -> list[Path]:
+    return sorted((corpus_root / "eml").glob("*.eml"))
+
+
+@pytest.fixture(scope="module")
+def corpus(
+    corpus_root: Path, corpus_files: list[Path]
+) -> Iterator[tuple[dict[str, list[dict[str, object]]], dict[str, Decision]]]:
     """(expected entries per file, our decision per file) for every file of the corpus."""
-    root = find_corpus(Path(__file__).resolve())
-    if root is None:
-        pytest.skip(f"no bounce corpus: set {CORPUS_ENV} or put shared/corpora/bounces above")
-    expected = json.loads((root / "expected.json").read_text(encoding="utf-8"))
-    files = sorted((root / "eml").glob("*.eml"))
-    assert {f.name for f in files} == set(expected), "expected.json and eml/ disagree"
-    yield expected, {f.name: classify(f.read_bytes()) for f in files}
+    expected = json.loads((corpus_root / "expected.json").read_text(encoding="utf-8"))
+    assert {f.name for f in corpus_files} == set(expected), "expected.json and eml/ disagree"
+    yield expected, {f.name: classify(f.read_bytes()) for f in corpus_files}
 
 
 def _reasons(entries: list[dict[str, object]]) -> list[str]:
