@@ -203,10 +203,12 @@ def _judged(failure: Failure, human: str, others: set[str]) -> tuple[Recipient, 
     klass, reason = judge(failure.status, failure.diagnostic, failure.transient, words)
     status = failure.status or ("4.0.0" if failure.transient else "5.0.0")
     diagnostic = failure.diagnostic or " ".join(words.split())[:500]
-    return Recipient(failure.address, status, klass, diagnostic), f"{failure.address}: {reason}"
+    return Recipient(failure.address, status, klass, diagnostic), reason
 
 
 def _bounce(failures: list[Failure], human: str) -> tuple[tuple[Recipient, ...], str]:
+    """The judged recipients, and the reasons in one sentence that names no address (it may
+    be logged; the addresses are in the recipients)."""
     others = {f.address.lower() for f in failures}
     judged = [_judged(f, human, others) for f in failures]
     return tuple(r for r, _ in judged), "; ".join(dict.fromkeys(reason for _, reason in judged))
