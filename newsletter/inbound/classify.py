@@ -20,12 +20,17 @@ from .parts import addresses, all_text, header, human_text, outer_parts, returne
 from .rules import Klass, judge
 from .verp import HEADER, find_tokens, token_from_address
 
+# flufl.bounce reads every line, attachments of the returned message included; a bounce says
+# what failed near its start, so it is shown only that much of a large one.
+_SCAN_LIMIT = 256_000
+
 Kind = Literal["bounce", "complaint", "auto-reply", "unsubscribe", "unclassified"]
 
 
 @dataclass(frozen=True)
 class Recipient:
-    """One failed (or complained-about) recipient."""
+    """One failed recipient; for a complaint, the complaining reader (class "policy": not a
+    dead address; the complaint itself is what counts) with the feedback type as diagnostic."""
 
     address: str
     status: str
@@ -124,8 +129,9 @@ def _auto_reply_signal(msg: Message) -> str:
     return ""
 
 
-def _looks_like_bounce(msg: Message, human: str) -> bool:
-    """True when the subject, the sender or the opening words read as a delivery failure."""
+def _looks_like_bounce(msg: Message, human: str = "") -> bool:
+    """True when the subject, the sender or (given `human`) the opening words read as a
+    delivery failure."""
     sender = header(msg, "From") + " " + header(msg, "Return-Path")
     return bool(
         _BOUNCE_SUBJECT.search(header(msg, "Subject"))
@@ -135,7 +141,7 @@ def _looks_like_bounce(msg: Message, human: str) -> bool:
 
 
 _UNSUBSCRIBE_SUBJECT = re.compile(
-    r"^\s*(?:(?:re|fwd?|aw|wg)\s*:\s*)*unsubscribe\b\s*([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)?",
+    r"^\s*(?:(?:re|fwd?|aw|wg)\s*:\s*)*unsubscribe\b(?:\s|%20)*([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)?",
     re.IGNORECASE,
 )
 _SIGNED = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -197,10 +203,12 @@ def _judged(failure: Failure, human: str, others: set[str]) -> tuple[Recipient, 
     klass, reason = judge(failure.status, failure.diagnostic, failure.transient, words)
     status = failure.status or ("4.0.0" if failure.transient else "5.0.0")
     diagnostic = failure.diagnostic or " ".join(words.split())[:500]
-    return Recipient(failure.address, status, klass, diagnostic), f"{failure.address}: {reason}"
+    return Recipient(failure.address, status, klass, diagnostic), reason
 
 
 def _bounce(failures: list[Failure], human: str) -> tuple[tuple[Recipient, ...], str]:
+    """The judged recipients, and the reasons in one sentence that names no address (it may
+    be logged; the addresses are in the recipients)."""
     others = {f.address.lower() for f in failures}
     judged = [_judged(f, human, others) for f in failures]
     return tuple(r for r, _ in judged), "; ".join(dict.fromkeys(reason for _, reason in judged))
@@ -240,7 +248,8 @@ def classify(raw: bytes) -> Decision:
 
     complaint = _complaint(msg, originals)
     ses = found.ses_notification(msg)
-    if complaint is None and ses is not None and ses.get("notificationType") == "Complaint":
+    ses_kind = found.ses_kind(ses) if ses is not None else ""
+    if complaint is None and ses is not None and ses_kind == "Complaint":
         items = (ses.get("complaint") or {}).get("complainedRecipients") or []
         feedback = str((ses.get("complaint") or {}).get("complaintFeedbackType") or "abuse")
         complaint = feedback, [str(i.get("emailAddress")) for i in items]
@@ -249,13 +258,12 @@ def classify(raw: bytes) -> Decision:
         recipients = tuple(Recipient(a, "", "policy", feedback) for a in dict.fromkeys(named))
         return decide("complaint", recipients, f"a complaint (feedback report: {feedback})")
 
-    if ses is not None and ses.get("notificationType") not in ("Bounce", "Complaint", None):
-        kind = ses.get("notificationType")
-        return decide("unclassified", (), f"an Amazon SES notification of type {kind}")
+    if ses is not None and ses_kind != "Bounce":
+        return decide("unclassified", (), f"an Amazon SES notification of type {ses_kind}")
 
     bounce_like = _looks_like_bounce(msg, human)
     is_dsn = found.is_dsn(msg)
-    if ses is not None and ses.get("notificationType") == "Bounce":
+    if ses is not None:
         failed = found.ses_failures(ses)
     else:
         failed = found.dsn_failures(msg) or (
@@ -268,15 +276,17 @@ def classify(raw: bytes) -> Decision:
     ):
         return decide("unclassified", (), "a delivery status notification that reports no failure")
 
-    if not failed:
+    if not failed and not _looks_like_bounce(msg):  # by its headers: a person may write "failed"
         unsubscribe, unsubscribe_token = _unsubscribe(msg)
-        if unsubscribe and not bounce_like:
+        if unsubscribe:
             reason = "a mail to the unsubscribe address"
             return Decision("unsubscribe", (), reason, unsubscribe_token, original_id)
         signal = _auto_reply_signal(msg)
-        if signal and not bounce_like:
+        if signal:
             return decide("auto-reply", (), f"an automatic reply: {signal}")
-        failed = found.prose_failures(msg, human, bounce_like or is_dsn)
+    if not failed:
+        head = msg if len(raw) <= _SCAN_LIMIT else email.message_from_bytes(raw[:_SCAN_LIMIT])
+        failed = found.prose_failures(head, human, bounce_like or is_dsn)
     failed = _addressed(failed, originals)
     if not failed and (bounce_like or is_dsn):
         failed = _unnamed(msg, originals, human)

@@ -8,6 +8,7 @@ Amazon SES notification; and last the MTA's prose, where flufl.bounce finds the 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from email.message import Message
@@ -116,6 +117,7 @@ def ses_notification(msg: Message) -> dict[str, Any] | None:
     for part in outer_parts(msg):
         if part.is_multipart() or part.get_content_maintype() not in ("text", "application"):
             continue
+        # Long JSON lines come folded as "!" CRLF SP by MTAs that cut lines at 998 octets.
         text = re.sub(r"!\r?\n ", "", text_of(part))
         start = text.find('{"notificationType"')
         if start < 0:
@@ -129,6 +131,11 @@ def ses_notification(msg: Message) -> dict[str, Any] | None:
         if isinstance(data, dict):
             return data
     return None
+
+
+def ses_kind(data: dict[str, Any]) -> str:
+    """ "Bounce", "Complaint", "Delivery", ... of an SES notification or published event."""
+    return str(data.get("notificationType") or data.get("eventType") or "")
 
 
 def ses_failures(data: dict[str, Any]) -> list[Failure]:
@@ -148,6 +155,10 @@ def ses_failures(data: dict[str, Any]) -> list[Failure]:
 
 
 # --- bounces in an MTA's own words -----------------------------------------------------------
+
+# flufl.bounce logs a traceback before re-raising a detector's error; that is caught below, so
+# its log stays out of the user's terminal.
+logging.getLogger("flufl.bounce").addHandler(logging.NullHandler())
 
 _ADDRESS = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _FAILED_LINE = re.compile(
@@ -174,10 +185,10 @@ def prose_failures(msg: Message, text: str, looks_like_bounce: bool) -> list[Fai
     flufl.bounce finds them; where it finds none in a message that reads as a bounce, the
     lines that name one address the way MTAs list failed recipients are taken.
     """
-    found = [a.decode("utf-8", "replace") for a in sorted(flufl.bounce.scan_message(msg))]
+    found = [a.decode("utf-8", "replace") for a in sorted(_flufl_failures(msg))]
     lines = text.splitlines()
     if not found and looks_like_bounce:
-        matches = (_FAILED_LINE.match(line) for line in lines)
+        matches = (_FAILED_LINE.match(line[:2000]) for line in lines)
         named = (next(g for g in m.groups() if g) for m in matches if m)
         found = [a for a in dict.fromkeys(named) if not _NOT_RECIPIENT.match(a)]
     others = {a.lower() for a in found}
@@ -190,6 +201,16 @@ def prose_failures(msg: Message, text: str, looks_like_bounce: bool) -> list[Fai
         transient = first.startswith("4") or bool(_DELAYED.search(words))
         failures.append(Failure(address, status, _squeeze(words), transient))
     return failures
+
+
+def _flufl_failures(msg: Message) -> frozenset[bytes]:
+    """The addresses flufl.bounce finds failing, temporarily or for good; none where one of
+    its detectors trips over a malformed message (it raises whatever it met)."""
+    try:
+        temporary, permanent = flufl.bounce.all_failures(msg)
+    except Exception:  # a detector's bug on odd input must not stop the run
+        return frozenset()
+    return temporary | permanent
 
 
 def context(lines: list[str], address: str, others: set[str], diagnostic: str = "") -> str:

@@ -20,6 +20,7 @@ ORIGINAL_MARK = re.compile(
     r"|content-type: message/rfc822|content-type: text/rfc822-headers).*$",
     re.IGNORECASE | re.MULTILINE,
 )
+HUMAN_LIMIT = 64_000  # a bounce explains itself well within this; the rest is never read
 _QUOTE = re.compile(r"^>(?: |$|(?=>>> )|(?=<<< ))", re.MULTILINE)
 _TAGS = re.compile(r"<(br|p|div|tr|li)\b[^>]*>", re.IGNORECASE)
 
@@ -43,7 +44,7 @@ def _decoded(data: bytes, charset: str | None) -> str:
     """Bytes of a header in their declared charset, else UTF-8, else ISO-2022-JP, else Latin-1."""
     declared = [charset] if charset and charset != "unknown-8bit" else []
     for attempt in (*declared, "utf-8", "iso-2022-jp"):
-        with contextlib.suppress(LookupError, UnicodeError):
+        with contextlib.suppress(LookupError, ValueError):  # unknown or malformed charset
             return data.decode(attempt)
     return data.decode("latin-1")
 
@@ -73,7 +74,7 @@ def text_of(part: Message) -> str:
         return raw if isinstance(raw, str) else ""
     charset = part.get_content_charset() or "utf-8"
     for attempt in (charset, "utf-8"):
-        with contextlib.suppress(LookupError, UnicodeError):
+        with contextlib.suppress(LookupError, ValueError):  # unknown or malformed charset
             return payload.decode(attempt)
     return payload.decode("latin-1")
 
@@ -110,7 +111,7 @@ def human_text(msg: Message) -> str:
     mark = ORIGINAL_MARK.search(text)
     if mark is not None and mark.start() > 0:
         text = text[: mark.start()]
-    return text
+    return text[:HUMAN_LIMIT]
 
 
 def returned_headers(msg: Message) -> list[Message]:

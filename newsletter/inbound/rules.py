@@ -36,6 +36,7 @@ class Rule:
     status: str = ""
     session: str = ""
     first: str = ""
+    lives: bool = False  # the wording tells of a mailbox that exists, whatever the code says
 
 
 RULES: tuple[Rule, ...] = (
@@ -135,12 +136,14 @@ RULES: tuple[Rule, ...] = (
         r"(storage|quota|mailbox)|insufficient (storage|disk|system storage)|disk (is )?full"
         r"|mailbox size limit|storage (allocation|space)|full mailbox|mail ?box (has )?"
         r"exceeded|user has exhausted|account is full|inbox is full|out of (storage|space)",
+        lives=True,
     ),
     Rule(
         "soft",
         "the message is too large for the receiver",
         text=r"too (big|large)|size (limit|exceed)|message size|exceeds (the )?(maximum )?"
         r"(allowed )?(message )?size|message length exceeds",
+        lives=True,
     ),
     Rule(
         "soft",
@@ -153,6 +156,7 @@ RULES: tuple[Rule, ...] = (
         "soft",
         "the receiver reports a temporary failure",
         text=r"temporar|try (again )?later|(?<!and )try again\b",
+        lives=True,
     ),
     # --- hard wording: the address is dead -----------------------------------------------------
     Rule(
@@ -226,7 +230,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "policy",
-        "bad sender's mailbox or system address (5.1.7/5.1.8: sender side)",
+        "bad sender's mailbox address (5.1.7: sender side)",
         status="5.1.7",
     ),
     Rule("policy", "bad sender's system address (5.1.8: sender side)", status="5.1.8"),
@@ -247,10 +251,10 @@ RULES: tuple[Rule, ...] = (
 )
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_ADDRESS = re.compile(r"[^\s<>()\[\]'\":;,]+@[^\s<>()\[\]'\":;,]+")
+_ADDRESS = re.compile(r"[^\s<>()\[\]'\":;,@]{1,64}@[^\s<>()\[\]'\":;,@]{1,255}")
 _BLOCKLIST = re.compile(r"spamhaus|spamcop|sorbs|barracuda|uceprotect|abuseat|dnsbl|rbl")
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s<>\"')\]]+", re.IGNORECASE)
-_HOST = re.compile(r"\b[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}\b")
+_HOST = re.compile(r"\b[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63}){0,8}\.[a-z]{2,24}\b")
 
 
 def enhanced_status(text: str, failures_only: bool = False) -> str:
@@ -305,9 +309,17 @@ def _by_status(status: str) -> Rule | None:
 
 
 def judge(status: str, diagnostic: str, transient: bool, context: str = "") -> tuple[Klass, str]:
-    """The class of one failed recipient and why, from its status code, its diagnostic and
-    the bounce's words about it (`context`). A `transient` failure (delayed, 4xx that was
-    not given up on as an address problem) is never hard."""
+    """The class of one failed recipient and why, from its status code, its diagnostic and the
+    bounce's words about it (`context`, read where the diagnostic says nothing). In order:
+
+    1. the exact wording of a common system (`first`);
+    2. the SMTP stage of a permanent refusal (`session`), unless a specific hard code says more;
+    3. policy wording, then a specific policy status code (x.7.x and the like);
+    4. a transient failure (delayed, 4xx not given up on as an address problem): soft, never hard;
+    5. hard or soft wording where the code is vague (x.y.0), absent or soft, and wording of a
+       mailbox that exists (`lives`: full, too big, temporary) over any code; else the code;
+    6. nothing recognised: soft, never taken for a dead address.
+    """
     code = _by_status(status) if status else None
     vague = not status or status.endswith(".0")
     vendor = _by_first(diagnostic) or _by_first(context)
@@ -327,10 +339,8 @@ def judge(status: str, diagnostic: str, transient: bool, context: str = "") -> t
         return code.klass, code.reason
     if transient:
         return "soft", words.reason if words is not None else "a temporary failure (4.x.x)"
-    if words is not None and (vague or code is None or code.klass == "soft"):
+    if words is not None and (vague or code is None or code.klass == "soft" or words.lives):
         return words.klass, words.reason
     if code is not None:
         return code.klass, code.reason
-    if words is not None:
-        return words.klass, words.reason
     return "soft", "a permanent failure of unrecognised cause (not taken as a dead address)"
