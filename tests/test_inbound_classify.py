@@ -11,8 +11,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from newsletter.tokens import Signer
 
+from newsletter.deliver.tokens import Signer
 from newsletter.inbound.classify import Decision, classify, decision_json
 from newsletter.inbound.rules import RULES
 from newsletter.inbound.verp import (

@@ -14,11 +14,18 @@ from email.message import Message
 from email.parser import HeaderParser
 from typing import Any, Literal
 
-from . import failures as found
-from .failures import Failure
-from .parts import addresses, all_text, header, human_text, outer_parts, returned_headers
-from .rules import Klass, judge
-from .verp import HEADER, find_tokens, token_from_address
+from newsletter.inbound import failures as found
+from newsletter.inbound.failures import Failure
+from newsletter.inbound.parts import (
+    addresses,
+    all_text,
+    header,
+    human_text,
+    outer_parts,
+    returned_headers,
+)
+from newsletter.inbound.rules import Klass, judge
+from newsletter.inbound.verp import HEADER, find_tokens, token_from_address
 
 # flufl.bounce reads every line, attachments of the returned message included; a bounce says
 # what failed near its start, so it is shown only that much of a large one.

@@ -17,8 +17,8 @@ from typing import Any
 
 import flufl.bounce
 
-from .parts import all_text, header, outer_parts, text_of
-from .rules import best_status, enhanced_status
+from newsletter.inbound.parts import all_text, header, outer_parts, text_of
+from newsletter.inbound.rules import best_status, enhanced_status
 
 
 @dataclass(frozen=True)

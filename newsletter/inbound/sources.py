@@ -18,7 +18,7 @@ from types import TracebackType
 from imapclient import IMAPClient  # type: ignore[import-untyped]
 from imapclient.exceptions import IMAPClientError  # type: ignore[import-untyped]
 
-from ..errors import InputError, NewsletterError, Problem
+from newsletter.errors import InputError, NewsletterError, Problem
 
 HANDLED_KEYWORD = "$NewsletterHandled"
 _BATCH = 50
