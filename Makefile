@@ -40,17 +40,21 @@ test-fast: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-# The browser tests use Debian's chromium, `check --spam` SpamAssassin and the doctor tests the
-# dnsmasq DNS server: installed where we can (root with apt-get), else those tests are skipped
-# with the reason.
+# Debian packages that tests use as real servers and tools: chromium (browser tests),
+# SpamAssassin (`check --spam`), dnsmasq (the doctor's DNS), Dovecot (inbound IMAP). Installed
+# where we can (root with apt-get; services are not started by the install), else those tests
+# are skipped with the reason.
 browser:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
 	command -v spamassassin >/dev/null 2>&1 || missing="$$missing spamassassin"; \
 	PATH="$$PATH:/usr/sbin" command -v dnsmasq >/dev/null 2>&1 || missing="$$missing dnsmasq-base"; \
+	[ -x /usr/sbin/dovecot ] || missing="$$missing dovecot-imapd"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "Installing Debian's$$missing for the browser, spam and doctor tests..."; \
-	    apt-get update -qq >/dev/null && apt-get install -y -qq $$missing >/dev/null; \
+	    echo "Installing Debian's$$missing for the tests that use them..."; \
+	    made=""; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made=1; }; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    [ -z "$$made" ] || rm -f /usr/sbin/policy-rc.d; \
 	  else echo "Not installed:$$missing; the tests that need them will be skipped"; fi; \
 	fi
 

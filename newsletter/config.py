@@ -92,6 +92,38 @@ class Web(StrictModel):
     max_body_bytes: int = Field(8192, ge=512)
 
 
+class Inbound(StrictModel):
+    """What comes back: where bounces arrive and what they do to readers.
+
+    With `bounce_domain` set, each copy's envelope sender is `bounces+<token>@bounce_domain`
+    (VERP), so every bounce names its copy. Passwords and keys come from the environment
+    variables named here, never from this file.
+    """
+
+    bounce_domain: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+    soft_bounce_limit: int = Field(3, ge=1, le=100)
+    soft_bounce_window: int = Field(5, ge=1, le=100)
+    pause_complaint_rate: float = Field(0.001, gt=0, le=1)
+    pause_hard_bounce_rate: float = Field(0.05, gt=0, le=1)
+    pause_min_sent: int = Field(200, ge=1)
+    imap_host: str | None = None
+    imap_port: int = Field(993, ge=1, le=65535)
+    imap_tls: bool = True
+    imap_username: str | None = None
+    imap_password_env: str = "NEWSLETTER_IMAP_PASSWORD"
+    imap_folder: str = "INBOX"
+    imap_processed: str = "Newsletter/Processed"
+    imap_unrecognised: str = "Newsletter/Unrecognised"
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(8025, ge=1, le=65535)
+    listen_lmtp: bool = True
+    ses_topics: list[str] = Field(default_factory=list)
+    postmark_username: str = "newsletter"
+    postmark_password_env: str = "NEWSLETTER_POSTMARK_WEBHOOK_PASSWORD"
+    mailgun_signing_key_env: str = "NEWSLETTER_MAILGUN_SIGNING_KEY"
+    sendgrid_public_key_env: str = "NEWSLETTER_SENDGRID_PUBLIC_KEY"
+
+
 class Dkim(StrictModel):
     """DKIM signing: the private key file lives outside the repository."""
 
@@ -124,6 +156,7 @@ class Config(StrictModel):
     smtp: list[SmtpServer] = Field(default_factory=list)
     dkim: Dkim | None = None
     web: Web = Web()
+    inbound: Inbound = Inbound()
     analytics: Analytics = Analytics()
     root: Path = Field(Path("."), exclude=True)
 

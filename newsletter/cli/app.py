@@ -24,6 +24,7 @@ from newsletter.cli import report as cli_report
 from newsletter.cli import send as cli_send
 from newsletter.cli import serve as cli_serve
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
+from newsletter.cli.inbound import inbound_app
 from newsletter.cli.subscribers import subscribers_app
 from newsletter.compose.build import build_issue, local_preview
 from newsletter.compose.issues import load_issue
@@ -108,6 +109,7 @@ def build(
 
 
 app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(inbound_app, name="inbound")
 app.command()(cli_send.send)
 app.command()(cli_send.status)
 app.command()(cli_send.unsubscribe)

@@ -96,6 +96,29 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL DEFAULT ''
     );
     """,
+    # What comes back: one row per inbound message or webhook event and recipient, with the
+    # raw input, what was decided and why, and what was done (so it can be undone).
+    """
+    CREATE TABLE inbound_events (
+        id INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        class TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT '',
+        issue TEXT NOT NULL DEFAULT '',
+        subscriber_id INTEGER REFERENCES subscribers (id) ON DELETE CASCADE,
+        matched_by TEXT NOT NULL DEFAULT '',
+        reason TEXT NOT NULL DEFAULT '',
+        action TEXT NOT NULL,
+        previous_status TEXT NOT NULL DEFAULT '',
+        decision TEXT NOT NULL,
+        raw BLOB,
+        undone_at TEXT
+    );
+    CREATE INDEX inbound_events_issue ON inbound_events (issue, kind, class);
+    CREATE INDEX inbound_events_subscriber ON inbound_events (subscriber_id, id);
+    """,
 )
 
 

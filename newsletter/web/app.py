@@ -11,6 +11,7 @@ An ASGI app (Starlette) over the same SQLite store and signing key as the CLI:
     GET  /preferences/<token>    the subscription's state and what can be done
     GET  /r/<issue>/<token>      a counted click, then 302 to the link the token signs
     GET  /o/<issue>/<token>.gif  the open pixel (aggregate count; only if analytics.opens)
+    POST /webhooks/<relay>       bounces and complaints from ses, postmark, mailgun, sendgrid
     GET  /healthz                for monitoring
     GET  /, /<slug>/             the static archive written by `newsletter archive`
 
@@ -46,6 +47,7 @@ from newsletter.analytics.clicks import Hit, record_click, record_open
 from newsletter.analytics.links import CANARY, LinkSigner
 from newsletter.compose.templates import make_environment, render
 from newsletter.config import Config, load_config
+from newsletter.deliver.feedback import feedback_for
 from newsletter.deliver.notices import confirmation_email
 from newsletter.deliver.sender import make_lanes
 from newsletter.deliver.subscribers import (
@@ -57,15 +59,20 @@ from newsletter.deliver.subscribers import (
 )
 from newsletter.deliver.tokens import Signer, TokenError, signer_for
 from newsletter.errors import NewsletterError
+from newsletter.inbound.classify import Decision
+from newsletter.inbound.webhooks import WebhookRefused
 from newsletter.validation import parse_rate
+from newsletter.web.hooks import RelayHooks
 
 CSRF_COOKIE = "nl_csrf"
+WEBHOOK_BODY_BYTES = 256 * 1024
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 ONE_CLICK = "One-Click"
 
 
 class BodyLimit:
-    """ASGI middleware: requests with a body larger than `limit` bytes get 413."""
+    """ASGI middleware: requests with a body larger than `limit` bytes get 413 (relay
+    webhooks, under /webhooks/, may send up to WEBHOOK_BODY_BYTES)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -75,8 +82,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = WEBHOOK_BODY_BYTES if scope["path"].startswith("/webhooks/") else self.limit
         declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if declared.isdigit() and int(declared) > self.limit:
+        if declared.isdigit() and int(declared) > limit:
             await PlainTextResponse("Request too large", 413)(scope, receive, send)
             return
         seen = 0
@@ -85,7 +93,7 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise _TooLarge
             return message
 
@@ -148,6 +156,7 @@ class WebApp:
         self.links = LinkSigner(signer.subkey("click"))
         self.opens = LinkSigner(signer.subkey("open"))
         self.bursts = BurstDetector(bot_rules())
+        self.hooks = RelayHooks(config.inbound, clock)
 
     def store(self) -> SubscriberStore:
         """A connection to the subscriber store for one request."""
@@ -350,6 +359,27 @@ class WebApp:
         with self.store() as store:
             record_open(store.conn, issue, self.clock())
 
+    # --- relay webhooks: what comes back ----------------------------------------------------
+
+    async def webhook(self, request: Request) -> Response:
+        """A relay's bounce/complaint call: authenticated as the relay documents, then
+        applied like a bounce message. A forged call is refused and changes nothing."""
+        relay, body = request.path_params["relay"], await request.body()
+        try:
+            decisions = await asyncio.to_thread(self.hooks.verify, relay, body, request.headers)
+        except WebhookRefused as exc:
+            return PlainTextResponse(f"Refused: {exc}", 403)
+        except LookupError:
+            return PlainTextResponse("Unknown relay.", 404)
+        await asyncio.to_thread(self._apply, relay, decisions, body)
+        return PlainTextResponse("ok")
+
+    def _apply(self, relay: str, decisions: list[Decision], body: bytes) -> None:
+        with self.store() as store:
+            feedback = feedback_for(store, self.config, self.signer)
+            for decision in decisions:
+                feedback.apply(decision, source=f"webhook:{relay}", raw=body)
+
     async def healthz(self, request: Request) -> Response:
         """Liveness and the database's reachability."""
         try:
@@ -422,6 +452,7 @@ def create_app(
             route("/unsubscribe/{token}", web.unsubscribe, "POST"),
             route("/preferences/{token}", web.unsubscribe_page, "GET"),
             route("/resubscribe/{token}", web.resubscribe, "POST"),
+            route("/webhooks/{relay}", web.webhook, "POST"),
             route("/r/{issue}/{token}", web.click, "GET", "HEAD"),
             route("/o/{issue}/{token}.gif", web.open_pixel, "GET", "HEAD"),
             Mount("/", _Archive(site)),

@@ -1,0 +1,198 @@
+"""`newsletter inbound ...`: take in what comes back (bounces, complaints, mail unsubscribes)
+from a mailbox, a file or a listener; review and undo what was decided."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from newsletter.cli import console
+from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
+from newsletter.config import Config, load_config
+from newsletter.deliver.feedback import Applied, Feedback, feedback_for
+from newsletter.deliver.subscribers import SubscriberStore
+from newsletter.deliver.tokens import signer_for
+from newsletter.errors import ConfigError, Problem
+from newsletter.inbound.classify import classify, decision_json
+from newsletter.inbound.sources import ImapMailbox, ImapSettings, read_path
+
+inbound_app = typer.Typer(
+    help="What comes back: bounces, complaints and unsubscribe mails, applied and reviewable.",
+    no_args_is_help=True,
+)
+
+
+def _feedback(config: Config, store: SubscriberStore) -> Feedback:
+    return feedback_for(store, config, signer_for(config))
+
+
+def _line(applied: Applied) -> str:
+    who = f"reader {applied.subscriber_id}" if applied.subscriber_id else "nobody matched"
+    cls = f" {applied.klass}" if applied.klass else ""
+    how = applied.matched_by or "-"
+    return f"{applied.kind}{cls} {applied.status}: {who} ({how}) → {applied.action}"
+
+
+@inbound_app.command("import")
+@reports_errors
+def import_(
+    path: Annotated[Path, typer.Argument(help="A Maildir, an mbox file or a folder of .eml.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide and print; change and store nothing.")
+    ] = False,
+    json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Take in the messages of a Maildir or mbox (nothing in it is changed or deleted)."""
+    settings = load_config(config)
+    if dry_run and json:  # a JSON object per line, decided without the database
+        for message in read_path(path):
+            print(jsonlib.dumps(decision_json(message.key, classify(message.raw))), flush=True)
+        return
+    counts: dict[str, int] = {}
+    with SubscriberStore.open(settings.path(settings.database)) as store:
+        feedback = _feedback(settings, store)
+        for message in read_path(path):
+            for applied in feedback.ingest(message.raw, source=f"file:{path.name}",
+                                           dry_run=dry_run):  # fmt: skip
+                counts[applied.kind] = counts.get(applied.kind, 0) + 1
+                if not json:
+                    console.out.print(f"{escape(message.key)}: {escape(_line(applied))}")
+    if json:
+        console.print_json({"dry_run": dry_run, "counts": counts})
+    else:
+        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing"
+        console.out.print(f"{'Would take' if dry_run else 'Took'} in: {summary}.")
+
+
+@inbound_app.command()
+@reports_errors
+def fetch(json: JsonOption = False, config: ConfigOption = None) -> None:
+    """Take in the messages of the configured IMAP mailbox; handled ones are moved to a
+    folder, unrecognised ones set aside, none deleted."""
+    settings = load_config(config)
+    inbound = settings.inbound
+    if not inbound.imap_host or not inbound.imap_username:
+        raise ConfigError(Problem("set inbound.imap_host and inbound.imap_username",
+                                  field="inbound"))  # fmt: skip
+    password = os.environ.get(inbound.imap_password_env)
+    if password is None:
+        message = f"${inbound.imap_password_env} is not set; export the IMAP password in it"
+        raise ConfigError(Problem(message, field="inbound.imap_password_env"))
+    imap = ImapSettings(inbound.imap_host, inbound.imap_username, password, inbound.imap_port,
+                        inbound.imap_tls, inbound.imap_folder, inbound.imap_processed,
+                        inbound.imap_unrecognised)  # fmt: skip
+    counts: dict[str, int] = {}
+    with SubscriberStore.open(settings.path(settings.database)) as store, ImapMailbox(imap) as box:
+        feedback = _feedback(settings, store)
+        for message in box.messages():
+            applied = feedback.ingest(message.raw, source=f"imap:{inbound.imap_folder}")
+            for item in applied:
+                counts[item.kind] = counts.get(item.kind, 0) + 1
+            if applied and applied[0].kind != "unclassified":
+                box.processed(message.key)
+            else:
+                box.set_aside(message.key)
+    if json:
+        console.print_json({"counts": counts})
+    else:
+        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing new"
+        console.out.print(f"Fetched: {summary}.")
+
+
+@inbound_app.command()
+@reports_errors
+def listen(config: ConfigOption = None) -> None:
+    """Receive the bounce domain's mail over LMTP on loopback until Ctrl-C or SIGTERM."""
+    from newsletter.inbound.listener import listening
+
+    settings = load_config(config)
+    inbound = settings.inbound
+    stop = threading.Event()
+    path = settings.path(settings.database)
+
+    def handle(raw: bytes) -> None:
+        with SubscriberStore.open(path) as store:
+            _feedback(settings, store).ingest(raw, source="lmtp")
+
+    server = listening(handle, inbound.listen_host, inbound.listen_port, inbound.listen_lmtp)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    protocol = "LMTP" if inbound.listen_lmtp else "SMTP"
+    console.err.print(f"Listening for {protocol} on {inbound.listen_host}:{inbound.listen_port}")
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    console.err.print("Stopped.")
+
+
+@inbound_app.command("list")
+@reports_errors
+def list_(
+    kind: Annotated[str | None, typer.Option(help="Only this kind (bounce, complaint...).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """The latest inbound events: what each was, whom it matched, what was done."""
+    settings = load_config(config)
+    with SubscriberStore.open(settings.path(settings.database)) as store:
+        rows = [dict(row) for row in store.conn.execute(
+            "SELECT id, received_at, source, kind, class, status, issue, subscriber_id,"
+            " matched_by, action, undone_at FROM inbound_events"
+            f" {'WHERE kind = ?' if kind else ''} ORDER BY id DESC LIMIT ?",
+            (*([kind] if kind else []), limit),
+        )]  # fmt: skip
+    if json:
+        console.print_json(rows)
+        return
+    table = Table("id", "when", "kind", "class", "status", "issue", "reader", "action")
+    for row in rows:
+        action = row["action"] + (" (undone)" if row["undone_at"] else "")
+        table.add_row(str(row["id"]), row["received_at"], row["kind"], row["class"],
+                      row["status"], escape(row["issue"]), str(row["subscriber_id"] or "-"),
+                      escape(action))  # fmt: skip
+    console.out.print(table)
+
+
+@inbound_app.command()
+@reports_errors
+def show(event: Annotated[int, typer.Argument(help="The event's id.")], json: JsonOption = False,
+         config: ConfigOption = None) -> None:  # fmt: skip
+    """One event in full: the decision, why, and the raw message."""
+    settings = load_config(config)
+    with SubscriberStore.open(settings.path(settings.database)) as store:
+        row = store.conn.execute("SELECT * FROM inbound_events WHERE id = ?", (event,)).fetchone()
+    if row is None:
+        raise ConfigError(Problem(f"no inbound event {event}; see newsletter inbound list"))
+    data = {key: row[key] for key in row.keys() if key != "raw"}  # noqa: SIM118 (a Row)
+    data["decision"] = jsonlib.loads(row["decision"])
+    raw = bytes(row["raw"] or b"").decode("utf-8", "replace")
+    if json:
+        console.print_json({**data, "raw": raw})
+        return
+    for key, value in data.items():
+        console.out.print(f"{key}: {escape(str(value))}")
+    console.out.print(escape(raw[:4000]))
+
+
+@inbound_app.command()
+@reports_errors
+def undo(event: Annotated[int, typer.Argument(help="The event's id.")],
+         config: ConfigOption = None) -> None:  # fmt: skip
+    """Put the reader back as they were before this event changed them."""
+    settings = load_config(config)
+    with SubscriberStore.open(settings.path(settings.database)) as store:
+        applied = _feedback(settings, store).undo(event)
+    console.out.print(f"Event {event}: reader {applied.subscriber_id} {applied.action}.")
