@@ -1,4 +1,5 @@
-"""Run an ASGI app under uvicorn on 127.0.0.1 in a thread, for tests."""
+"""Run an ASGI app under uvicorn on a loopback address in a thread, for tests, with the same
+uvicorn settings as `newsletter serve`."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import uvicorn
 from smtp_sink import free_port
 from starlette.types import ASGIApp
 
+from newsletter.web.server import uvicorn_config
+
 
 @contextlib.contextmanager
-def serving(app: ASGIApp) -> Iterator[str]:
+def serving(app: ASGIApp, host: str = "127.0.0.1", request_timeout: float = 10.0) -> Iterator[str]:
     """Serve `app` on a free port; yield its base URL; stop it afterwards."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn_config(app, host, port, request_timeout, log_level="warning")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -24,7 +28,7 @@ def serving(app: ASGIApp) -> Iterator[str]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
