@@ -41,6 +41,20 @@ _ALIASES = {
     "lastname": "last_name",
 }
 _TAG_SPLIT = re.compile(r"[,|]")
+#: A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """`cell` with a `'` in front if a spreadsheet would run it as a formula. Cells that start
+    with quotes before such a character get one more, so `restore` gives back any cell exactly."""
+    return f"'{cell}" if cell.lstrip("'").startswith(FORMULA_STARTS) else cell
+
+
+def restore(cell: str) -> str:
+    """The cell `neutralise` was given."""
+    neutralised = cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_STARTS)
+    return cell[1:] if neutralised else cell
 
 
 def _column(header: str) -> str:
@@ -86,7 +100,7 @@ def _status_cell(cell: str) -> Status:
 
 
 def _row(line: int, header: list[str], record: list[str]) -> ImportRow:
-    cells = dict(zip(header, record, strict=True))
+    cells = dict(zip(header, map(restore, record), strict=True))
     if not cells["email"].strip():
         raise SubscriberError(Problem("the email cell is empty"))
     attributes = _attributes_cell(cells["attributes"]) if cells.get("attributes") else {}
@@ -151,7 +165,8 @@ def read_subscriber_csv(path: Path) -> tuple[list[ImportRow], list[Problem]]:
 
 
 def write_subscriber_csv(subscribers: Iterable[Subscriber], out: TextIO) -> int:
-    """Write a header and one row per subscriber (tags joined by '|', attributes as JSON).
+    """Write a header and one row per subscriber (tags joined by '|', attributes as JSON),
+    every cell a spreadsheet would take for a formula neutralised (see `neutralise`).
 
     Returns how many subscribers were written. read_subscriber_csv reads the file back.
     """
@@ -160,16 +175,15 @@ def write_subscriber_csv(subscribers: Iterable[Subscriber], out: TextIO) -> int:
     written = 0
     for subscriber in subscribers:
         attributes = subscriber.attributes
-        writer.writerow(
-            (
-                subscriber.email,
-                subscriber.first_name,
-                subscriber.last_name,
-                "|".join(subscriber.tags),
-                subscriber.status.value,
-                subscriber.status_changed_at,
-                json.dumps(attributes, ensure_ascii=False, sort_keys=True) if attributes else "",
-            )
+        row = (
+            subscriber.email,
+            subscriber.first_name,
+            subscriber.last_name,
+            "|".join(subscriber.tags),
+            subscriber.status.value,
+            subscriber.status_changed_at,
+            json.dumps(attributes, ensure_ascii=False, sort_keys=True) if attributes else "",
         )
+        writer.writerow(neutralise(cell) for cell in row)
         written += 1
     return written
