@@ -86,7 +86,7 @@ class Web(StrictModel):
     trusted_proxies: list[str] = Field(default_factory=list)
     #: Seconds a request waits for the database's write lock before an unsubscribe is
     #: journaled (and applied later) instead.
-    lock_wait: float = Field(5.0, gt=0, le=60)
+    lock_wait: float = Field(3.0, gt=0, le=60)
     #: Seconds a client has to send a whole request; slower or idle connections are closed.
     request_timeout: float = Field(10.0, gt=0, le=300)
 
