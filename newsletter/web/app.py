@@ -46,7 +46,13 @@ from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -625,7 +631,8 @@ def create_app(
         Mount("/", _Archive(config.path(config.web.site))),
     ]
     if web.prefix:
-        routes = [Mount(web.prefix, routes=routes), *routes]
+        home = RedirectResponse(f"{web.prefix}/", 308)
+        routes = [Route(web.prefix, home), Mount(web.prefix, routes=routes), *routes]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
