@@ -62,38 +62,40 @@ def test_every_link_and_form_works_behind_the_prefix(
     kinds = {url.removeprefix(PUBLIC).strip("/").split("/")[0] for url in ours}
     assert {"unsubscribe", "preferences", example.name, ""} <= kinds  # the logo leads home
 
-    with serving(create_app(config, signer_for(config))) as site:
-        with httpx.Client(base_url=site, follow_redirects=True, timeout=10) as http:
-            for url in sorted(ours):
-                answer = http.get(url.replace("https://news.example.org", site))
-                assert answer.status_code == 200, url
-                for action in actions(answer):
-                    assert action.startswith("/newsletter/"), (url, action)
-            assert http.get("/newsletter").url.path == "/newsletter/"  # redirects keep it
-            issue = http.get(f"/newsletter/{example.name}")
-            assert issue.url.path == f"/newsletter/{example.name}/"
-            unsubscribe = next(url for url in ours if "/unsubscribe/" in url)
-            page = http.get(unsubscribe.replace("https://news.example.org", site))
-            [action] = actions(page)
-            done = http.post(action, data={"csrf": csrf(page), "List-Unsubscribe": "One-Click"})
-            assert done.status_code == 200 and "You're unsubscribed" in done.text
-            assert store.get("ada@example.org").status == Status.UNSUBSCRIBED
+    with (
+        serving(create_app(config, signer_for(config))) as site,
+        httpx.Client(base_url=site, follow_redirects=True, timeout=10) as http,
+    ):
+        for url in sorted(ours):
+            answer = http.get(url.replace("https://news.example.org", site))
+            assert answer.status_code == 200, url
+            for action in actions(answer):
+                assert action.startswith("/newsletter/"), (url, action)
+        assert http.get("/newsletter").url.path == "/newsletter/"  # redirects keep it
+        issue = http.get(f"/newsletter/{example.name}")
+        assert issue.url.path == f"/newsletter/{example.name}/"
+        unsubscribe = next(url for url in ours if "/unsubscribe/" in url)
+        page = http.get(unsubscribe.replace("https://news.example.org", site))
+        [action] = actions(page)
+        done = http.post(action, data={"csrf": csrf(page), "List-Unsubscribe": "One-Click"})
+        assert done.status_code == 200 and "You're unsubscribed" in done.text
+        assert store.get("ada@example.org").status == Status.UNSUBSCRIBED
 
-            form = http.get("/newsletter/subscribe")
-            [action] = actions(form)
-            assert action == "/newsletter/subscribe"
-            http.post(action, data={"email": "bo@example.org", "csrf": csrf(form)})
-            box = project / "outbox" / "notices"
-            for _ in range(250):  # sign-up mails after answering
-                if (box / "cur").exists() and list(mailbox.Maildir(box, create=False)):
-                    break
-                time.sleep(0.02)
-            [notice] = mailbox.Maildir(box, create=False)
-            text = message_from_bytes(notice.as_bytes(), policy=policy.default)
-            body = text.get_body(("plain",)).get_content()
-            confirm = re.search(rf"{re.escape(PUBLIC)}(/confirm/\S+)", body)[1]
-            page = http.get(f"/newsletter{confirm}")
-            [action] = actions(page)
-            assert action == f"/newsletter{confirm}"
-            assert http.post(action, data={"csrf": csrf(page)}).status_code == 200
-            assert store.get("bo@example.org").status == Status.ACTIVE
+        form = http.get("/newsletter/subscribe")
+        [action] = actions(form)
+        assert action == "/newsletter/subscribe"
+        http.post(action, data={"email": "bo@example.org", "csrf": csrf(form)})
+        box = project / "outbox" / "notices"
+        for _ in range(250):  # sign-up mails after answering
+            if (box / "cur").exists() and list(mailbox.Maildir(box, create=False)):
+                break
+            time.sleep(0.02)
+        [notice] = mailbox.Maildir(box, create=False)
+        text = message_from_bytes(notice.as_bytes(), policy=policy.default)
+        body = text.get_body(("plain",)).get_content()
+        confirm = re.search(rf"{re.escape(PUBLIC)}(/confirm/\S+)", body)[1]
+        page = http.get(f"/newsletter{confirm}")
+        [action] = actions(page)
+        assert action == f"/newsletter{confirm}"
+        assert http.post(action, data={"csrf": csrf(page)}).status_code == 200
+        assert store.get("bo@example.org").status == Status.ACTIVE
