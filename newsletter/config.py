@@ -117,8 +117,9 @@ class Config(StrictModel):
     language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     reason: Text = "You are receiving this because you subscribed to our newsletter."
     logo: str | None = None
-    #: What the newsletter is, in a sentence: the sign-up page, the archive and its meta tags.
-    description: Text = "A newsletter. We'll ask you to confirm your address first."
+    #: What the newsletter is, in a sentence or two: shown on the sign-up page and the archive,
+    #: and in the archive's meta tags.
+    description: Text | None = None
     topics: list[Topic] = Field(default_factory=list)
     brand: Brand = Brand()
     database: str = "newsletter.db"

@@ -299,3 +299,29 @@ def test_app_factory_for_asgi_servers(
     monkeypatch.setenv("NEWSLETTER_CONFIG", str(project / "newsletter.toml"))
     with serving(app_from_environment()) as url:
         assert httpx.get(f"{url}/healthz").text == "ok"
+
+
+def test_sign_up_wording_comes_from_the_config_and_templates(
+    project: Path, signer: Signer, store: SubscriberStore
+) -> None:
+    toml = project / "newsletter.toml"
+    toml.write_text(
+        toml.read_text()
+        .replace("The Bright Side", "Harbour Notes")
+        .replace("One email a week with the good news", "Tides, boats and the people on them")
+    )
+    own = project / "templates" / "notices"
+    own.mkdir(parents=True)
+    (own / "confirm.txt.j2").write_text(
+        "Subject: One click to join {{ config.name }}\n\nAhoy! {{ link }}\n"
+    )
+    config = load_config()
+    with serving(create_app(config, signer)) as site, httpx.Client(base_url=site) as http:
+        form = http.get("/subscribe")
+        assert "Tides, boats and the people on them" in form.text
+        assert "good news" not in form.text and "Bright Side" not in form.text
+        http.post("/subscribe", data={"email": "ada@example.org", "csrf": csrf(form)})
+        [message] = outbox(config, 1)
+    parsed = message_from_bytes(message, policy=policy.default)
+    assert parsed["Subject"] == "One click to join Harbour Notes"
+    assert parsed.get_body(("plain",)).get_content().startswith("Ahoy! https://")

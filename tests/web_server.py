@@ -16,9 +16,11 @@ from newsletter.web.server import uvicorn_config
 
 
 @contextlib.contextmanager
-def serving(app: ASGIApp, host: str = "127.0.0.1", request_timeout: float = 10.0) -> Iterator[str]:
-    """Serve `app` on a free port; yield its base URL; stop it afterwards."""
-    port = free_port()
+def serving(
+    app: ASGIApp, host: str = "127.0.0.1", request_timeout: float = 10.0, port: int | None = None
+) -> Iterator[str]:
+    """Serve `app` on `port` (default: a free one); yield its base URL; stop it afterwards."""
+    port = port or free_port()
     config = uvicorn_config(app, host, port, request_timeout, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

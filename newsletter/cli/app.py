@@ -18,6 +18,7 @@ from newsletter import __version__
 from newsletter.cli import archive as cli_archive
 from newsletter.cli import check as cli_check
 from newsletter.cli import console
+from newsletter.cli import embed as cli_embed
 from newsletter.cli import preview as cli_preview
 from newsletter.cli import send as cli_send
 from newsletter.cli import serve as cli_serve
@@ -106,6 +107,7 @@ app.command()(cli_send.unsubscribe)
 app.command()(cli_check.check)
 app.command()(cli_serve.serve)
 app.command()(cli_archive.archive)
+app.command()(cli_embed.embed)
 app.command()(cli_preview.preview)
 app.command()(cli_preview.screenshot)
 

@@ -220,7 +220,8 @@ class WebApp:
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
             f"form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
         )
-        response.headers["Referrer-Policy"] = "no-referrer"  # tokens stay out of Referers
+        # tokens stay out of other sites' Referers; our own posts keep their Origin header
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
