@@ -286,6 +286,9 @@ def test_pages_are_valid_html5(
             f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click", "csrf": csrf(form)}
         ),
         client.get("/unsubscribe/forged.token"),
+        client.get(f"/preferences/{token}"),
+        client.post(f"/preferences/{token}", data={"csrf": csrf(form), "first_name": "Ada"}),
+        client.post(f"/resubscribe/{token}", data={"csrf": csrf(form)}),
     ]
     for page in pages:
         html5lib.HTMLParser(strict=True).parse(page.text)  # raises on any parse error

@@ -21,6 +21,9 @@ from newsletter.web.server import uvicorn_config
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    accept_new_key: Annotated[
+        bool, typer.Option(help="The signing key was replaced on purpose: record the new one.")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Serve sign-up (double opt-in), one-click unsubscribe, preferences and the archive."""
@@ -28,7 +31,7 @@ def serve(
     signer = signer_for(settings)
     conn = connect(settings.path(settings.database))
     try:
-        check_signing_key(conn, signer, key_source(settings))
+        check_signing_key(conn, signer, key_source(settings), accept=accept_new_key)
     finally:
         conn.close()
     app = create_app(settings, signer)

@@ -32,7 +32,7 @@ def check_signing_key(conn: sqlite3.Connection, signer: Signer, source: str, *,
                 f"the signing key (from {source}) is not the one the links already sent were "
                 "signed with: every unsubscribe and preferences link in earlier emails would "
                 "stop working. Restore the previous key (the key file, or NEWSLETTER_SECRET), "
-                "or pass --accept-new-key if you replaced it on purpose"
+                "or pass --accept-new-key (to send or serve) if you replaced it on purpose"
             )
         )
     if row is None or row[0] != signer.fingerprint:
