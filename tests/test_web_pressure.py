@@ -304,3 +304,18 @@ def test_preview_answers_only_loopback_names(example: Path) -> None:
         assert httpx.get(f"{site}/state.json").status_code == 200
         rebound = httpx.get(f"{site}/state.json", headers={"Host": "rebind.attacker.example"})
         assert rebound.status_code == 400
+
+
+def test_other_writes_answer_503_while_the_lock_is_held(
+    project: Path, store: SubscriberStore, signer: Signer, hold_lock: Callable[[float], object]
+) -> None:
+    config = configure(project, "lock_wait = 0.5")
+    person = store.add("ada@example.org")
+    store.set_status(person.id, Status.UNSUBSCRIBED, source="cli")
+    token = signer.subscriber_token(person.public_id, "x")
+    with serving(create_app(config, signer)) as site, httpx.Client(base_url=site) as http:
+        page = http.get(f"/unsubscribe/{token}")
+        hold_lock(5)
+        busy = http.post(f"/resubscribe/{token}", data={"csrf": csrf(page)})
+        assert busy.status_code == 503 and "busy" in busy.text
+    assert store.get(person.email).status == Status.UNSUBSCRIBED

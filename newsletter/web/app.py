@@ -372,10 +372,6 @@ class WebApp:
             updated, changes = await self.in_thread(self._save, found, form)
         except SubscriberError as exc:
             return self.refuse(request, str(exc.problems[0].message))
-        except (sqlite3.OperationalError, DatabaseError) as exc:
-            if not _locked(exc):
-                raise
-            return self.refuse(request, "The list is busy; try again in a minute.", 503)
         return self._preferences_page(request, updated, saved=changes)
 
     # --- sign-up with double opt-in -------------------------------------------------------
@@ -651,6 +647,15 @@ def create_app(
     if config.web.trusted_proxies:
         proxies = Middleware(ProxyHeadersMiddleware, trusted_hosts=config.web.trusted_proxies)
         middleware.insert(0, proxies)
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+    async def busy(request: Request, exc: Exception) -> Response:
+        if not _locked(exc):
+            raise exc
+        return web.refuse(request, "The list is busy; try again in a minute.", 503)
+
+    handlers = {sqlite3.OperationalError: busy, DatabaseError: busy}
+    app = Starlette(
+        routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers
+    )
     app.state.web = web
     return app
