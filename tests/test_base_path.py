@@ -69,8 +69,8 @@ def test_every_link_and_form_works_behind_the_prefix(
         for url in sorted(ours):
             answer = http.get(url.replace("https://news.example.org", site))
             assert answer.status_code == 200, url
-            for action in actions(answer):
-                assert action.startswith("/newsletter/"), (url, action)
+            for action in actions(answer):  # the app's own (relative), the archive's (absolute)
+                assert action.removeprefix("https://news.example.org").startswith("/newsletter/")
         assert http.get("/newsletter").url.path == "/newsletter/"  # redirects keep it
         issue = http.get(f"/newsletter/{example.name}")
         assert issue.url.path == f"/newsletter/{example.name}/"
