@@ -170,3 +170,25 @@ def test_a_changed_signing_key_is_reported_before_a_send(
     accepted = runner.invoke(app, ["send", str(example), "--yes", "--accept-new-key"])
     assert accepted.exit_code == 0, accepted.stderr
     assert runner.invoke(app, ["send", str(example), "--yes"]).exit_code == 0
+
+
+def test_an_older_database_gets_a_public_id_for_everyone(tmp_path: Path) -> None:
+    import sqlite3
+
+    from newsletter.deliver import db
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(f"BEGIN;{db.MIGRATIONS[0]};PRAGMA user_version = 1;COMMIT;")
+    for i in range(50):
+        old.execute(
+            "INSERT INTO subscribers (email, status_changed_at, created_at) VALUES (?, 'x', 'x')",
+            (f"p{i}@example.org",),
+        )
+    old.close()
+    with SubscriberStore.open(path) as store:
+        ids = [person.public_id for person in store.iter()]
+        assert len(set(ids)) == 50 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+        added = store.add("new@example.org")
+        assert re.fullmatch(r"[0-9a-f]{32}", added.public_id) and added.public_id not in ids
+        assert store.get_by_public_id(added.public_id) == added

@@ -657,5 +657,4 @@ def create_app(
     app = Starlette(
         routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers
     )
-    app.state.web = web
     return app
