@@ -391,7 +391,10 @@ class WebApp:
     ) -> Response:
         """The answer to a sign-up post: a page, or JSON for the embed script (with CORS)."""
         if "application/json" in request.headers.get("accept", ""):
-            message = error or "Check your inbox: we sent you a link to confirm."
+            message = error or (
+                f"Check your inbox: if the address can receive {self.config.name}, "
+                "a link to confirm is on its way."
+            )
             response: Response = JSONResponse({"ok": error is None, "message": message}, status)
         elif error is not None:
             response = self.page(request, "subscribe.html.j2", status, framable=True, error=error)
