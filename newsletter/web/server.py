@@ -6,6 +6,8 @@ would hold a connection for ever. `DeadlineProtocol` gives each request a deadli
 arriving whole, counted from the connection (or the previous response) and not reset by data.
 
 Proxy headers are left to the app (`create_app` believes them only from configured proxies).
+The access log is off: request lines carry link tokens, which are as good as a password for
+unsubscribing their reader or seeing their preferences.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, request_timeout: float,
         http=protocol,
         proxy_headers=False,
         server_header=False,
+        access_log=False,  # request lines hold link tokens, which act as credentials
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
         limit_concurrency=500,
