@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,9 @@ from newsletter.config import Config
 from newsletter.deliver import db
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import Signer, TokenError
+
+#: Seconds to wait for another process to finish with the journal file.
+LOCK_WAIT = 30.0
 
 
 def journal_path(config: Config) -> Path:
@@ -42,10 +46,18 @@ class UnsubscribeJournal:
     @contextmanager
     def _locked(self) -> Iterator[IO[str]]:
         """The file opened for reading and appending, under an exclusive lock (between
-        processes too)."""
+        processes too), waited for at most LOCK_WAIT seconds."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+", encoding="utf-8") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise db.DatabaseError(f"{self.path} stayed locked") from None
+                    time.sleep(0.01)
             try:
                 yield handle
             finally:
