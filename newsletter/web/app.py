@@ -489,12 +489,11 @@ class WebApp:
         if subscriber is None:
             return self.refuse(request, "This address is no longer on the list.", 404)
         if state == "stale":
-            return self.refuse(
-                request,
+            reason = (
                 "This confirmation link is older than the latest change to your subscription, "
-                "so it no longer applies. To subscribe again, sign up once more.",
-                410,
+                "so it no longer applies."
             )
+            return self.page(request, "problem.html.j2", 410, reason=reason, signup=True)
         return subscriber, state
 
     async def confirm_page(self, request: Request) -> Response:
