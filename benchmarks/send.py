@@ -213,7 +213,7 @@ def classic_copy(
 ) -> bytes:
     """The same copy built the usual way, with `email.message.EmailMessage`."""
     subject, text, html = templates
-    token = signer.unsubscribe_token(recipient.email, built.slug)
+    token = signer.subscriber_token(recipient.public_id, built.slug)
     values = factory.values(recipient, token)
     message = EmailMessage(policy=email.policy.SMTP)
     message["From"] = email.utils.formataddr((config.sender.name, config.sender.address))
@@ -241,7 +241,7 @@ def parses_back(
     for recipient in sample:
         data = factory.render(recipient).data
         parsed = cast(EmailMessage, email.message_from_bytes(data, policy=email.policy.default))
-        values = factory.values(recipient, signer.unsubscribe_token(recipient.email, built.slug))
+        values = factory.values(recipient, signer.subscriber_token(recipient.public_id, built.slug))
         parts = [parsed.get_body(preferencelist=(kind,)) for kind in ("plain", "html")]
         bodies = [part.get_content().replace("\r\n", "\n") if part else None for part in parts]
         to = parsed["To"].addresses[0]

@@ -6,6 +6,7 @@ import base64
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 import dkim.crypto
 import nacl.encoding
@@ -82,14 +83,44 @@ class Sending(StrictModel):
     bounce_domain: Domain | None = None  # the envelope (MAIL FROM) domain, for `doctor`
 
 
+def _origin(value: str) -> str:
+    """`scheme://host[:port]`, lower-case, as browsers send it in the Origin header."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise ValueError(f"'{value}' is not an origin such as https://www.example.org")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+Origin = Annotated[str, AfterValidator(_origin)]
+
+
 class Web(StrictModel):
-    """`newsletter serve`: limits of the sign-up and unsubscribe pages."""
+    """`newsletter serve`: limits of the sign-up and unsubscribe pages, and who may use them."""
 
     site: str = "site"
     confirm_days: float = Field(7, gt=0)
     subscribe_per_ip: Rate = "10/h"
     subscribe_per_address: Rate = "3/h"
     max_body_bytes: int = Field(8192, ge=512)
+    #: Sites whose pages may post the sign-up form (`newsletter embed`) and frame /subscribe.
+    embed_origins: list[Origin] = Field(default_factory=list)
+    #: Host names served besides base_url's and the loopback names (no DNS rebinding).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    #: Addresses (or networks) of reverse proxies whose X-Forwarded-For/-Proto are believed.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    #: Seconds a request waits for the database's write lock before an unsubscribe is
+    #: journaled (and applied later) instead.
+    lock_wait: float = Field(3.0, gt=0, le=60)
+    #: Seconds a client has to send a whole request; slower or idle connections are closed.
+    request_timeout: float = Field(10.0, gt=0, le=300)
+
+
+class Topic(StrictModel):
+    """Something readers can choose on their preferences page: a tag behind a description."""
+
+    name: HeaderText
+    description: Text
+    tag: HeaderText
 
 
 class Inbound(StrictModel):
@@ -149,6 +180,10 @@ class Config(StrictModel):
     language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     reason: Text = "You are receiving this because you subscribed to our newsletter."
     logo: str | None = None
+    #: What the newsletter is, in a sentence or two: shown on the sign-up page and the archive,
+    #: and in the archive's meta tags.
+    description: Text | None = None
+    topics: list[Topic] = Field(default_factory=list)
     brand: Brand = Brand()
     database: str = "newsletter.db"
     secret_file: str = ".newsletter/secret.key"
@@ -180,6 +215,25 @@ class Config(StrictModel):
     def sender_domain(self) -> str:
         """The domain of the sender's address (for Message-IDs and List-Id)."""
         return self.sender.address.rpartition("@")[2]
+
+    @property
+    def base_path(self) -> str:
+        """The path of base_url without its final '/' ('' at a domain's root): where the site's
+        pages are, behind a proxy that forwards the path."""
+        return urlsplit(self.base_url).path.rstrip("/")
+
+    @property
+    def base_origin(self) -> str:
+        """`scheme://host[:port]` of base_url."""
+        return _origin(self.base_url.removesuffix(urlsplit(self.base_url).path))
+
+    def topic(self, name: str) -> Topic:
+        """The topic called `name` (ignoring case); ConfigError naming the known ones."""
+        for topic in self.topics:
+            if topic.name.casefold() == name.strip().casefold():
+                return topic
+        known = ", ".join(t.name for t in self.topics) or "none are configured ([[topics]])"
+        raise ConfigError(Problem(f"no topic named '{name}'; the topics: {known}"))
 
     def issue_url(self, slug: str) -> str:
         """Where an issue's web copy and images are published."""

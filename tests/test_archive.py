@@ -9,6 +9,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urljoin
 
 import feedparser
 import html5lib
@@ -68,7 +69,7 @@ def issues(example: Path, write_issue: Callable[..., Path]) -> dict[str, str]:
         slug=OLDER,
     )
     return {
-        NEWER: "friend, a second look at <things> & more",
+        NEWER: "A second look at <things> & more",  # nobody's name, not even "friend"
         EXAMPLE_SLUG: "France opens its doors to gay men fleeing Chechnya",
         OLDER: f"The first one: {LONG_WORD}",
     }
@@ -88,16 +89,17 @@ def soup_of(path: Path) -> BeautifulSoup:
 
 
 def test_site_has_index_feed_and_a_page_with_its_images_per_issue(site: Path) -> None:
-    expected = ["index.html", "feed.xml", MARKER, *SLUGS]
-    assert sorted(p.name for p in site.iterdir()) == sorted(expected)
-    for slug in SLUGS:
-        page = soup_of(site / slug / "index.html")
+    names = sorted(p.name for p in site.iterdir())
+    assert names == sorted(["index.html", "feed.xml", "images", MARKER, *SLUGS])
+    for path in [site / "index.html", *(site / slug / "index.html" for slug in SLUGS)]:
+        page = soup_of(path)
         sources = [img["src"] for img in page.find_all("img")]
-        assert sources, slug
-        for src in sources:  # every image the page shows is published beside it
-            assert src.startswith(f"{BASE}/{slug}/images/"), src
-            assert (site / src.removeprefix(f"{BASE}/")).is_file(), src
+        assert sources, path
+        for src in sources:  # every image the page shows is published with the site
+            assert not src.startswith(("http:", "https:", "/")), src
+            assert (path.parent / src).resolve().is_file(), src
     assert (site / NEWER / "images" / "cover.png").is_file()
+    assert (site / "images" / "brand" / "assets" / "logo.png").is_file()
 
 
 def test_index_lists_every_issue_newest_first(site: Path, issues: dict[str, str]) -> None:
@@ -113,21 +115,69 @@ def test_index_lists_every_issue_newest_first(site: Path, issues: dict[str, str]
     assert items[2].p.get_text() == "Where it all began"
 
 
-def test_pages_are_neutral_web_copies(site: Path, issues: dict[str, str]) -> None:
+def test_pages_are_web_pages_not_the_email(site: Path, issues: dict[str, str]) -> None:
+    config = load_config()
     for slug in SLUGS:
         html = (site / slug / "index.html").read_text(encoding="utf-8")
         page = BeautifulSoup(html, "html.parser")
+        text = page.get_text(" ", strip=True)
         assert "{{" not in html, slug
         assert page.title.get_text() == issues[slug]
         hrefs = [a["href"] for a in page.find_all("a", href=True)]
         assert not [h for h in hrefs if "/unsubscribe" in h or "/preferences" in h], slug
-        assert page.find("a", string="Unsubscribe")["href"] == f"{BASE}/subscribe"
-        assert page.find("a", string="Manage preferences")["href"] == f"{BASE}/subscribe"
-        for link in page.find_all("a", string="View in browser"):
-            assert link["href"] == f"{BASE}/{slug}/"
+        for chrome in ("View in browser", "Unsubscribe", "Manage preferences", config.reason):
+            assert chrome not in text, (slug, chrome)
+        [signup] = page.find_all("form")
+        assert signup["action"] == f"{BASE}/subscribe" and signup["method"] == "post"
+        assert signup.find("input", attrs={"name": "email", "type": "email"})
+        assert signup.find("input", attrs={"name": "website"})  # the honeypot
     newer = soup_of(site / NEWER / "index.html").get_text(" ", strip=True)
     assert "Hi friend, this went to ." in newer  # no one's address
     assert "Hi friend," in soup_of(site / EXAMPLE_SLUG / "index.html").get_text()
+
+
+def meta(page: BeautifulSoup, key: str) -> str:
+    tag = page.find("meta", attrs={"property": key}) or page.find("meta", attrs={"name": key})
+    assert tag is not None, key
+    return str(tag["content"])
+
+
+def test_pages_have_meta_tags_canonical_url_and_neighbours(
+    site: Path, issues: dict[str, str]
+) -> None:
+    for number, slug in enumerate(SLUGS):
+        page = soup_of(site / slug / "index.html")
+        url = f"{BASE}/{slug}/"
+        assert page.find("link", rel="canonical")["href"] == url
+        assert meta(page, "og:url") == url and meta(page, "og:type") == "article"
+        assert meta(page, "og:title") == meta(page, "twitter:title") == issues[slug]
+        description = meta(page, "description")
+        assert description and description == meta(page, "og:description")
+        assert meta(page, "og:image").startswith(f"{BASE}/")
+        assert meta(page, "twitter:card") in ("summary", "summary_large_image")
+        around = {a["rel"][0]: a for a in page.select("nav.around a")}
+        if number > 0:
+            assert around["next"]["href"] == f"../{SLUGS[number - 1]}/"
+            assert issues[SLUGS[number - 1]] in around["next"].get_text()
+        if number + 1 < len(SLUGS):
+            assert around["prev"]["href"] == f"../{SLUGS[number + 1]}/"
+        assert set(around) == {"prev", "next"} - ({"next"} if number == 0 else set()) - (
+            {"prev"} if number == len(SLUGS) - 1 else set()
+        )
+    example = soup_of(site / EXAMPLE_SLUG / "index.html")
+    assert meta(example, "description").startswith("Paris acts while Washington says nothing.")
+    assert meta(example, "twitter:card") == "summary_large_image"
+    assert meta(example, "og:image") == f"{BASE}/{EXAMPLE_SLUG}/images/hero.png"
+
+
+def test_index_is_the_public_home(site: Path) -> None:
+    config = load_config()
+    index = soup_of(site / "index.html")
+    assert index.select_one("header.masthead img")["alt"] == config.name
+    assert config.description in index.get_text()
+    assert meta(index, "description") == config.description
+    [signup] = index.find_all("form")
+    assert signup["action"] == f"{BASE}/subscribe"
 
 
 def test_view_in_browser_in_every_email_is_the_issue_page(site: Path, project: Path) -> None:
@@ -215,11 +265,14 @@ def test_an_issue_that_fails_is_named_and_nothing_is_written(
 
 
 @needs_chromium
-def test_index_has_no_horizontal_scroll_on_a_phone(site: Path) -> None:
+@pytest.mark.parametrize(
+    "path", ["index.html", f"{OLDER}/index.html", f"{EXAMPLE_SLUG}/index.html"]
+)
+def test_pages_have_no_horizontal_scroll_on_a_phone(site: Path, path: str) -> None:
     report = """<script>addEventListener("load", () => parent.postMessage(JSON.stringify({
       scrollWidth: document.documentElement.scrollWidth, viewport: innerWidth})));</script>"""
-    page = site / "measure.html"
-    page.write_text((site / "index.html").read_text().replace("</body>", report + "</body>"))
+    page = (site / path).parent / "measure.html"
+    page.write_text((site / path).read_text().replace("</body>", report + "</body>"))
     figures = measure(page, 375)
     assert figures["viewport"] == 375
     assert figures["scrollWidth"] <= 375
@@ -237,6 +290,25 @@ def test_newsletter_serve_serves_the_site_and_its_links(site: Path) -> None:
         assert page.text == (site / NEWER / "index.html").read_text(encoding="utf-8")
         soup = BeautifulSoup(page.text, "html.parser")
         urls = [a["href"] for a in soup.find_all("a")] + [i["src"] for i in soup.find_all("img")]
-        for path in {u.removeprefix(BASE) for u in urls if u.startswith(BASE)}:
-            assert client.get(path).status_code == 200, path  # subscribe, itself, its images
+        urls += [str(form["action"]) for form in soup.find_all("form")]
+        ours = {urljoin(f"{BASE}/{NEWER}/", u) for u in urls}
+        for path in {u.removeprefix(BASE) for u in ours if u.startswith(BASE)}:
+            assert client.get(path).status_code == 200, path  # subscribe, neighbours, images
         assert client.get("/").text == (site / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("subject", "neutral"),
+    [
+        ('{{ subscriber.first_name | default("Neighbor") }}, good news', "Good news"),
+        ("Hi {{ subscriber.first_name }}! The week in brief", "The week in brief"),
+        ("Thanks, {{ subscriber.first_name | default('friend') }}!", "Thanks!"),
+        ("News for {{ subscriber.email }} today", "News for today"),
+        ("Read it online: {{ web_url }}", "Read it online: {{ web_url }}"),
+        ("No tags at all", "No tags at all"),
+    ],
+)
+def test_subjects_lose_the_personal_greeting(subject: str, neutral: str) -> None:
+    from newsletter.publish.pages import impersonal
+
+    assert impersonal(subject) == neutral

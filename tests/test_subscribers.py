@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import sqlite3
 from collections.abc import Iterator
@@ -391,3 +392,23 @@ def test_export_round_trips_through_import(tmp_path: Path, store: SubscriberStor
 
         assert view(copy) == view(store)
         assert copy.count(status=Status.ACTIVE) == 2
+
+
+def test_exported_formula_cells_are_neutralised_and_read_back(
+    tmp_path: Path, store: SubscriberStore
+) -> None:
+    # what anyone can type into the public sign-up form comes back in an export
+    store.add("-x@example.com", '=HYPERLINK("http://evil.example","Click")', "+1 Lee", ["@vip"])
+    store.add("ann@example.com", "'=already quoted", "-")
+    out = io.StringIO()
+    write_subscriber_csv(store.iter(), out)
+    cells = [cell for row in csv.reader(io.StringIO(out.getvalue())) for cell in row]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert '\'=HYPERLINK("http://evil.example","Click")' in cells
+    assert "''=already quoted" in cells
+    rows, problems = read_subscriber_csv(write_csv(tmp_path, out.getvalue(), name="x.csv"))
+    assert problems == []
+    assert [(r.email, r.first_name, r.last_name, r.tags) for r in rows] == [
+        ("-x@example.com", '=HYPERLINK("http://evil.example","Click")', "+1 Lee", ("@vip",)),
+        ("ann@example.com", "'=already quoted", "-", ()),
+    ]

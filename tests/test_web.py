@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import mailbox
 import re
+import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -65,11 +66,17 @@ def csrf(page: httpx.Response) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
 
 
-def outbox(config: Config) -> list[bytes]:
+def outbox(config: Config, expect: int = 0) -> list[bytes]:
+    """The notices in the outbox, once there are `expect` of them (sign-up sends after it
+    answers), waiting at most 5 s."""
     box = config.path(config.sending.outbox) / "notices"
-    if not box.exists():
-        return []
-    return [m.as_bytes() for m in mailbox.Maildir(box, create=False)]
+    deadline = time.monotonic() + 5
+    while True:
+        ready = (box / "cur").exists()
+        found = [m.as_bytes() for m in mailbox.Maildir(box, create=False)] if ready else []
+        if len(found) >= expect or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
 
 
 def confirm_path(message: bytes) -> str:
@@ -87,7 +94,7 @@ def test_rfc8058_one_click_post_unsubscribes_at_once(
     client: httpx.Client, store: SubscriberStore, signer: Signer
 ) -> None:
     person = store.add("ada@example.org", first_name="Ada")
-    token = signer.unsubscribe_token(person.email, "2026-11-24-x")
+    token = signer.subscriber_token(person.public_id, "2026-11-24-x")
     response = client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200
     assert store.get(person.email).status == Status.UNSUBSCRIBED
@@ -98,7 +105,7 @@ def test_get_never_unsubscribes(
     client: httpx.Client, store: SubscriberStore, signer: Signer
 ) -> None:
     person = store.add("ada@example.org")
-    token = signer.unsubscribe_token(person.email, "2026-11-24-x")
+    token = signer.subscriber_token(person.public_id, "2026-11-24-x")
     for _ in range(3):
         page = client.get(f"/unsubscribe/{token}")
         assert page.status_code == 200
@@ -111,7 +118,7 @@ def test_page_button_unsubscribes_then_offers_resubscribe(
     client: httpx.Client, store: SubscriberStore, signer: Signer
 ) -> None:
     person = store.add("ada@example.org")
-    token = signer.unsubscribe_token(person.email, "2026-11-24-x")
+    token = signer.subscriber_token(person.public_id, "2026-11-24-x")
     page = client.get(f"/unsubscribe/{token}")
     done = client.post(
         f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click", "csrf": csrf(page)}
@@ -130,10 +137,10 @@ def test_forged_or_altered_tokens_get_400_and_change_nothing(
 ) -> None:
     person = store.add("ada@example.org")
     store.add("bob@example.org")
-    real = signer.unsubscribe_token(person.email, "2026-11-24-x")
-    other = signer.unsubscribe_token("bob@example.org", "2026-11-24-x")
+    real = signer.subscriber_token(person.public_id, "2026-11-24-x")
+    other = signer.subscriber_token(store.get("bob@example.org").public_id, "2026-11-24-x")
     token = {
-        "forged": Signer(b"guess").unsubscribe_token(person.email, "2026-11-24-x"),
+        "forged": Signer(b"guess").subscriber_token(person.public_id, "2026-11-24-x"),
         "altered": other.split(".")[0] + "." + real.split(".")[1],
         "garbage": "not-a-token",
     }[kind]
@@ -153,9 +160,9 @@ def test_double_opt_in_end_to_end_through_the_outbox(
         "/subscribe", data={"email": "Zoe@Example.org", "first_name": "Zoë", "csrf": csrf(form)}
     )
     assert sent.status_code == 200 and "Check your inbox" in sent.text
+    [message] = outbox(config, 1)
     person = store.get("zoe@example.org")
     assert person.status == Status.PENDING and person.first_name == "Zoë"
-    [message] = outbox(config)
     assert message_from_bytes(message)["Subject"] == "Confirm your subscription to The Bright Side"
     path = confirm_path(message)
     button = client.get(path)
@@ -201,7 +208,7 @@ def test_rate_limits_per_address_and_per_ip(client: httpx.Client, config: Config
     token = csrf(form)
     for _ in range(5):
         client.post("/subscribe", data={"email": "same@example.org", "csrf": token})
-    assert len(outbox(config)) == 3  # subscribe_per_address = 3/h
+    assert len(outbox(config, 3)) == 3  # subscribe_per_address = 3/h
     answers = [
         client.post("/subscribe", data={"email": f"p{i}@example.org", "csrf": token}).status_code
         for i in range(6)
@@ -241,7 +248,7 @@ def test_expired_confirmation_gets_400(
 ) -> None:
     form = client.get("/subscribe")
     client.post("/subscribe", data={"email": "late@example.org", "csrf": csrf(form)})
-    path = confirm_path(outbox(config)[0])
+    path = confirm_path(outbox(config, 1)[0])
     clock.now += 8 * 86400  # confirm_days = 7
     page = client.get(path)
     assert page.status_code == 400 and "expired" in page.text
@@ -268,7 +275,7 @@ def test_pages_are_valid_html5(
 ) -> None:
     import html5lib
 
-    token = signer.unsubscribe_token(store.add("ada@example.org").email, "2026-11-24-x")
+    token = signer.subscriber_token(store.add("ada@example.org").public_id, "2026-11-24-x")
     form = client.get("/subscribe")
     pages = [
         form,
@@ -279,6 +286,9 @@ def test_pages_are_valid_html5(
             f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click", "csrf": csrf(form)}
         ),
         client.get("/unsubscribe/forged.token"),
+        client.get(f"/preferences/{token}"),
+        client.post(f"/preferences/{token}", data={"csrf": csrf(form), "first_name": "Ada"}),
+        client.post(f"/resubscribe/{token}", data={"csrf": csrf(form)}),
     ]
     for page in pages:
         html5lib.HTMLParser(strict=True).parse(page.text)  # raises on any parse error
@@ -292,3 +302,29 @@ def test_app_factory_for_asgi_servers(
     monkeypatch.setenv("NEWSLETTER_CONFIG", str(project / "newsletter.toml"))
     with serving(app_from_environment()) as url:
         assert httpx.get(f"{url}/healthz").text == "ok"
+
+
+def test_sign_up_wording_comes_from_the_config_and_templates(
+    project: Path, signer: Signer, store: SubscriberStore
+) -> None:
+    toml = project / "newsletter.toml"
+    toml.write_text(
+        toml.read_text()
+        .replace("The Bright Side", "Harbour Notes")
+        .replace("One email a week with the good news", "Tides, boats and the people on them")
+    )
+    own = project / "templates" / "notices"
+    own.mkdir(parents=True)
+    (own / "confirm.txt.j2").write_text(
+        "Subject: One click to join {{ config.name }}\n\nAhoy! {{ link }}\n"
+    )
+    config = load_config()
+    with serving(create_app(config, signer)) as site, httpx.Client(base_url=site) as http:
+        form = http.get("/subscribe")
+        assert "Tides, boats and the people on them" in form.text
+        assert "good news" not in form.text and "Bright Side" not in form.text
+        http.post("/subscribe", data={"email": "ada@example.org", "csrf": csrf(form)})
+        [message] = outbox(config, 1)
+    parsed = message_from_bytes(message, policy=policy.default)
+    assert parsed["Subject"] == "One click to join Harbour Notes"
+    assert parsed.get_body(("plain",)).get_content().startswith("Ahoy! https://")

@@ -19,6 +19,7 @@ from newsletter.cli import archive as cli_archive
 from newsletter.cli import check as cli_check
 from newsletter.cli import console
 from newsletter.cli import doctor as cli_doctor
+from newsletter.cli import embed as cli_embed
 from newsletter.cli import preview as cli_preview
 from newsletter.cli import report as cli_report
 from newsletter.cli import send as cli_send
@@ -116,6 +117,7 @@ app.command()(cli_send.unsubscribe)
 app.command()(cli_check.check)
 app.command()(cli_serve.serve)
 app.command()(cli_archive.archive)
+app.command()(cli_embed.embed)
 app.command()(cli_preview.preview)
 app.command()(cli_preview.screenshot)
 app.command()(cli_report.report)

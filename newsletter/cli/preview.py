@@ -19,6 +19,7 @@ from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
 from newsletter.publish.writer import write_build
 from newsletter.web.preview import PreviewSession, create_app
+from newsletter.web.server import uvicorn_config
 
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
 
@@ -36,14 +37,8 @@ def preview(
     console.err.print(f"Previewing {issue_dir} at {url} (Ctrl-C to stop); it rebuilds on change.")
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(PreviewSession(issue_dir, config)),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
+    app = create_app(PreviewSession(issue_dir, config))
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, 30.0, log_level="warning"))
     server.run()
     if not server.started:
         raise typer.Exit(1)

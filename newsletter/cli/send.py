@@ -17,11 +17,13 @@ from newsletter.compose.build import build_issue
 from newsletter.compose.issues import load_issue
 from newsletter.config import Config, load_config
 from newsletter.deliver.db import connect
+from newsletter.deliver.journal import apply_journal
+from newsletter.deliver.keycheck import check_signing_key
 from newsletter.deliver.ledger import Ledger
 from newsletter.deliver.message import DkimKey, MessageFactory, Recipient
 from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send_issue
-from newsletter.deliver.subscribers import SubscriberStore, normalize_email
-from newsletter.deliver.tokens import signer_for
+from newsletter.deliver.subscribers import Status, SubscriberStore, normalize_email
+from newsletter.deliver.tokens import key_source, signer_for, token_from
 from newsletter.deliver.transports import DeliveryError
 from newsletter.errors import InputError, Problem
 from newsletter.validation import parse_rate
@@ -104,8 +106,11 @@ def _test_send(
     for address in addresses:
         email = normalize_email(address)
         known = store.get(email)
-        names = (known.first_name, known.last_name) if known else ("", "")
-        recipients.append(Recipient(email, *names))
+        if known is None:
+            recipients.append(Recipient(email))
+        else:
+            recipients.append(Recipient(email, known.first_name, known.last_name,
+                                        public_id=known.public_id))  # fmt: skip
     lane = lanes[0]
     _open([lane])
     results = []
@@ -134,7 +139,7 @@ def _dry_run(factory: MessageFactory, ledger: Ledger, tag: str | None, uncertain
     count = size = 0
     for job in ledger.pending(tag, uncertain, unqueued=True):
         copy = factory.render(
-            Recipient(job.email, job.first_name, job.last_name, job.subscriber_id)
+            Recipient(job.email, job.first_name, job.last_name, job.subscriber_id, job.public_id)
         )
         count += 1
         size += len(copy.data)
@@ -184,6 +189,12 @@ def send(
         bool,
         typer.Option(help="Also resend copies whose server reply was lost in a crash."),
     ] = False,
+    topic: Annotated[
+        str | None, typer.Option(help="Send only to readers who chose this topic ([[topics]]).")
+    ] = None,
+    accept_new_key: Annotated[
+        bool, typer.Option(help="The signing key was replaced on purpose: record the new one.")
+    ] = False,
     json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -197,6 +208,10 @@ def send(
         per_second = parse_rate(rate) if rate else None
     except ValueError as exc:
         raise InputError(Problem(str(exc), field="--rate")) from None
+    if topic is not None:
+        if tag is not None:
+            raise InputError(Problem("give --tag or --topic, not both"))
+        tag = settings.topic(topic).tag
     built = build_issue(issue, settings)
     for warning in built.warnings:
         console.warning(escape(warning))
@@ -212,6 +227,9 @@ def send(
         return
     factory = MessageFactory(built, settings, signer, dkim_key=DkimKey.from_config(settings))
     ledger = Ledger(connect(settings.path(settings.database)), issue.slug)
+    check_signing_key(ledger.conn, signer, key_source(settings), accept=accept_new_key)
+    if not dry_run:
+        apply_journal(settings, signer, store)
     if dry_run:
         _dry_run(factory, ledger, tag, resend_uncertain, transport, json)
         return
@@ -278,15 +296,27 @@ def status(issue_dir: IssueArgument, json: JsonOption = False, config: ConfigOpt
 
 @reports_errors
 def unsubscribe(
-    token_or_url: Annotated[str, typer.Argument(help="An unsubscribe link or its token.")],
+    link: Annotated[
+        str,
+        typer.Argument(
+            help="An unsubscribe link, its mailto: link, that mail's subject line, or the token."
+        ),
+    ],
     config: ConfigOption = None,
 ) -> None:
     """Apply an unsubscribe link (as the web endpoint would)."""
     settings = load_config(config)
-    token = token_or_url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-    email, issue = signer_for(settings).verify("unsubscribe", token)
+    owner = signer_for(settings).read_subscriber_token(token_from(link))
     store = _store(settings)
-    if store.get(email) is None:
-        raise InputError(Problem(f"{email} is not on the list (any more)"))
-    store.unsubscribe(email, f"unsubscribe link in {issue}", source="link", issue=issue)
-    console.out.print(f"Unsubscribed {escape(email)} (link from {escape(issue)}).")
+    subscriber = owner.find(store)
+    if subscriber is None:
+        raise InputError(Problem("the link's subscriber is not on the list (any more)"))
+    store.set_status(
+        subscriber.id,
+        Status.UNSUBSCRIBED,
+        f"unsubscribe link in {owner.context}",
+        source="link",
+        issue=owner.context,
+    )
+    where = escape(owner.context)
+    console.out.print(f"Unsubscribed {escape(subscriber.email)} (link from {where}).")

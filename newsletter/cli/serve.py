@@ -10,23 +10,34 @@ import uvicorn
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, reports_errors
 from newsletter.config import load_config
-from newsletter.deliver.tokens import signer_for
+from newsletter.deliver.db import connect
+from newsletter.deliver.keycheck import check_signing_key
+from newsletter.deliver.tokens import key_source, signer_for
 from newsletter.web.app import create_app
+from newsletter.web.server import uvicorn_config
 
 
 @reports_errors
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    accept_new_key: Annotated[
+        bool, typer.Option(help="The signing key was replaced on purpose: record the new one.")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Serve sign-up (double opt-in), one-click unsubscribe and the archive over HTTP."""
+    """Serve sign-up (double opt-in), one-click unsubscribe, preferences and the archive."""
     settings = load_config(config)
-    app = create_app(settings, signer_for(settings))
-    console.err.print(f"Serving {settings.name} on http://{host}:{port}/ (Ctrl-C to stop)")
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=True)
-    )
+    signer = signer_for(settings)
+    conn = connect(settings.path(settings.database))
+    try:
+        check_signing_key(conn, signer, key_source(settings), accept=accept_new_key)
+    finally:
+        conn.close()
+    app = create_app(settings, signer)
+    where = f"http://{host}:{port}{settings.base_path}/"
+    console.err.print(f"Serving {settings.name} on {where} (Ctrl-C to stop)")
+    server = uvicorn.Server(uvicorn_config(app, host, port, settings.web.request_timeout))
     server.run()
     if not server.started:
         raise typer.Exit(1)

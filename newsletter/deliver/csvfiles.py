@@ -42,6 +42,20 @@ _ALIASES = {
     "lastname": "last_name",
 }
 _TAG_SPLIT = re.compile(r"[,|]")
+#: A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """`cell` with a `'` in front if a spreadsheet would run it as a formula. Cells that start
+    with quotes before such a character get one more, so `restore` gives back any cell exactly."""
+    return f"'{cell}" if cell.lstrip("'").startswith(FORMULA_STARTS) else cell
+
+
+def restore(cell: str) -> str:
+    """The cell `neutralise` was given."""
+    neutralised = cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_STARTS)
+    return cell[1:] if neutralised else cell
 
 
 def _column(header: str) -> str:
@@ -107,7 +121,8 @@ def read_subscriber_csv(
             else:
                 assert kind is not None
                 try:
-                    rows.append(kind.row(line, dict(zip(header, record, strict=True))).validated())
+                    cells = dict(zip(header, map(restore, record), strict=True))
+                    rows.append(kind.row(line, cells).validated())
                 except SubscriberError as exc:
                     problems.extend(replace(p, path=path, line=line) for p in exc.problems)
     except csv.Error as exc:
@@ -122,7 +137,8 @@ def read_subscriber_csv(
 
 
 def write_subscriber_csv(subscribers: Iterable[Subscriber], out: TextIO) -> int:
-    """Write a header and one row per subscriber (tags joined by '|', attributes as JSON).
+    """Write a header and one row per subscriber (tags joined by '|', attributes as JSON),
+    every cell a spreadsheet would take for a formula neutralised (see `neutralise`).
 
     Returns how many subscribers were written. read_subscriber_csv reads the file back.
     """
@@ -131,16 +147,15 @@ def write_subscriber_csv(subscribers: Iterable[Subscriber], out: TextIO) -> int:
     written = 0
     for subscriber in subscribers:
         attributes = subscriber.attributes
-        writer.writerow(
-            (
-                subscriber.email,
-                subscriber.first_name,
-                subscriber.last_name,
-                "|".join(subscriber.tags),
-                subscriber.status.value,
-                subscriber.status_changed_at,
-                json.dumps(attributes, ensure_ascii=False, sort_keys=True) if attributes else "",
-            )
+        row = (
+            subscriber.email,
+            subscriber.first_name,
+            subscriber.last_name,
+            "|".join(subscriber.tags),
+            subscriber.status.value,
+            subscriber.status_changed_at,
+            json.dumps(attributes, ensure_ascii=False, sort_keys=True) if attributes else "",
         )
+        writer.writerow(neutralise(cell) for cell in row)
         written += 1
     return written

@@ -119,6 +119,28 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX inbound_events_issue ON inbound_events (issue, kind, class);
     CREATE INDEX inbound_events_subscriber ON inbound_events (subscriber_id, id);
     """,
+    # Links name subscribers by a random public id, never by address; preference changes are
+    # recorded with their source; `settings` holds facts such as the signing key's fingerprint.
+    """
+    ALTER TABLE subscribers ADD COLUMN public_id TEXT;
+    UPDATE subscribers SET public_id = lower(hex(randomblob(16)));
+    CREATE UNIQUE INDEX subscribers_public_id ON subscribers (public_id);
+    CREATE TRIGGER subscribers_public_id AFTER INSERT ON subscribers
+        WHEN NEW.public_id IS NULL
+    BEGIN
+        UPDATE subscribers SET public_id = lower(hex(randomblob(16))) WHERE id = NEW.id;
+    END;
+    CREATE TABLE preference_changes (
+        id INTEGER PRIMARY KEY,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        what TEXT NOT NULL,
+        value TEXT NOT NULL,
+        source TEXT NOT NULL,
+        changed_at TEXT NOT NULL
+    );
+    CREATE INDEX preference_changes_subscriber ON preference_changes (subscriber_id, id);
+    CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    """,
 )
 
 
@@ -145,7 +167,16 @@ def migrate(conn: sqlite3.Connection) -> None:
             f"knows ({len(MIGRATIONS)}); upgrade newsletter"
         )
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+        except sqlite3.DatabaseError:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if schema_version(conn) < number:
+                raise
+            # another connection applied this migration while we waited for the lock
 
 
 def _create_private(path: Path) -> None:
@@ -157,8 +188,10 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed, readable by its owner only) and migrate the database at `path`.
+def connect(path: Path, lock_wait: float = 30.0) -> sqlite3.Connection:
+    """Open (creating if needed, readable by its owner only) and migrate the database at
+    `path`; a statement waits up to `lock_wait` seconds (retrying) for another connection's
+    write lock.
 
     WAL journal with synchronous=NORMAL: a commit survives the process being killed at any
     moment; autocommit mode, so each statement or explicit transaction is its own unit.
@@ -166,7 +199,9 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _create_private(path)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path, timeout=lock_wait, isolation_level=None, check_same_thread=False
+        )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")

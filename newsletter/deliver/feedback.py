@@ -268,10 +268,11 @@ def feedback_for(store: SubscriberStore, config: Config, signer: Signer) -> Feed
 
     def unsubscribe_token(token: str) -> tuple[str, str] | None:
         try:
-            email, issue = signer.verify("unsubscribe", token)
+            owner = signer.read_subscriber_token(token)
         except (TokenError, ValueError):
             return None
-        return email, issue
+        subscriber = owner.find(store)
+        return (subscriber.email, owner.context) if subscriber else None
 
     return Feedback(store, config, signer.subkey("verp"), unsubscribe_token)
 

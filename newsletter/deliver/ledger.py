@@ -32,6 +32,7 @@ class Job:
     first_name: str
     last_name: str
     attempts: int
+    public_id: str = ""
 
 
 def _segment(tag: str | None) -> tuple[str, list[Any]]:
@@ -104,7 +105,8 @@ class Ledger:
         while True:
             with self._lock:
                 rows = self.conn.execute(
-                    "SELECT s.id, s.email, s.first_name, s.last_name, coalesce(d.attempts, 0) "
+                    "SELECT s.id, s.email, s.first_name, s.last_name, coalesce(d.attempts, 0), "
+                    "s.public_id "
                     f"{sql} AND s.id > ? ORDER BY s.id LIMIT ?",
                     [*params, last, batch_size],
                 ).fetchall()

@@ -148,7 +148,9 @@ def _work(
             continue
         try:
             outgoing = factory.render(
-                Recipient(job.email, job.first_name, job.last_name, job.subscriber_id)
+                Recipient(
+                    job.email, job.first_name, job.last_name, job.subscriber_id, job.public_id
+                )
             )
         except HeaderInjectionError as exc:
             results.put(_Result(job, "invalid", str(exc)))

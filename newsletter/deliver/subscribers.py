@@ -66,6 +66,7 @@ class Subscriber:
     status_reason: str
     status_changed_at: str
     created_at: str
+    public_id: str = ""
 
     @property
     def name(self) -> str:
@@ -188,6 +189,7 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
         status_reason=row["status_reason"],
         status_changed_at=row["status_changed_at"],
         created_at=row["created_at"],
+        public_id=row["public_id"],
     )
 
 
@@ -213,9 +215,9 @@ class SubscriberStore:
         self.conn = conn
 
     @classmethod
-    def open(cls, path: Path) -> SubscriberStore:
+    def open(cls, path: Path, lock_wait: float = 30.0) -> SubscriberStore:
         """The store in the database file at `path`, created and migrated as needed."""
-        return cls(db.connect(path))
+        return cls(db.connect(path, lock_wait))
 
     def __enter__(self) -> SubscriberStore:
         return self
@@ -274,6 +276,11 @@ class SubscriberStore:
     def get_by_id(self, subscriber_id: int) -> Subscriber | None:
         """The subscriber with this id, if any."""
         row = self.conn.execute(f"{_SELECT} WHERE s.id = ?", (subscriber_id,)).fetchone()
+        return _subscriber(row) if row else None
+
+    def get_by_public_id(self, public_id: str) -> Subscriber | None:
+        """The subscriber a link names by their public id, if any."""
+        row = self.conn.execute(f"{_SELECT} WHERE s.public_id = ?", (public_id,)).fetchone()
         return _subscriber(row) if row else None
 
     def erase(self, email: str, *, source: str = "cli", reason: str = "") -> Subscriber | None:

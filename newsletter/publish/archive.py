@@ -1,8 +1,10 @@
-"""The static web archive: a page per issue, an index newest first, and an Atom feed.
+"""The static web archive, the newsletter's public home: an index newest first with a sign-up
+form, a web page per issue (publish/pages.py) and an Atom feed.
 
 `build_archive` turns issues into the site's files as data; `write_archive` writes them. The
-site is what gets published at `base_url`: `index.html`, `feed.xml`, and for each issue
-`<slug>/index.html` and `<slug>/images/`, where the email's absolute image URLs point.
+site is what gets published at `base_url`: `index.html`, `feed.xml`, `images/brand/` (the
+logo), and for each issue `<slug>/index.html` and `<slug>/images/`, where the email's absolute
+image URLs point.
 """
 
 from __future__ import annotations
@@ -16,13 +18,22 @@ from pathlib import Path
 from feedgen.feed import FeedGenerator
 from jinja2 import Environment
 
-from newsletter.compose.build import BuiltIssue, archive_values, build_issue, long_date
+from newsletter.compose.assets import Asset, ImageRef, resolve_images
+from newsletter.compose.build import (
+    BuiltIssue,
+    Prepared,
+    archive_values,
+    build_issue,
+    long_date,
+    prepare,
+)
 from newsletter.compose.issues import ISSUE_FILE
 from newsletter.compose.mergetags import fill
 from newsletter.compose.models import Issue
 from newsletter.compose.templates import make_environment, render
-from newsletter.config import Config
+from newsletter.config import CONFIG_NAME, Config
 from newsletter.errors import BuildError, InputError, IssueError, Problem
+from newsletter.publish.pages import Neighbour, impersonal, issue_page
 from newsletter.publish.writer import copy_file, staged
 
 INDEX_TEMPLATE = "archive/index.html.j2"
@@ -41,7 +52,7 @@ class Entry:
     subject: str
     preheader: str
     date: dt.date
-    page: str
+    email: str  # the email as a web copy (the feed's content)
 
     @property
     def long_date(self) -> str:
@@ -68,10 +79,11 @@ def project_folders(root: Path) -> list[Path]:
     return [root, *find_issues(root)]
 
 
-def _build(issue: Issue, config: Config, env: Environment) -> BuiltIssue:
+def _build(issue: Issue, config: Config, env: Environment) -> tuple[BuiltIssue, Prepared]:
     """Build one issue; an error that does not say which issue it was in is made to."""
     try:
-        return build_issue(issue, config, env)
+        prepared = prepare(issue, config)
+        return build_issue(issue, config, env, prepared), prepared
     except InputError as exc:
         named = [
             p if p.path == issue.source else Problem(str(p), issue.source) for p in exc.problems
@@ -82,16 +94,31 @@ def _build(issue: Issue, config: Config, env: Environment) -> BuiltIssue:
 
 
 def _entry(built: BuiltIssue, issue: Issue, config: Config) -> Entry:
-    """The issue's public page: the email filled with neutral values (see archive_values)."""
+    """What the index and the feed say about an issue: subject and preheader as readers saw
+    them, without anyone's name (see `impersonal`), and the email filled with neutral values."""
     values = archive_values(config, built.slug)
     return Entry(
         slug=built.slug,
         url=built.web_url,
-        subject=fill(built.subject, values),
-        preheader=fill(built.preheader, values),
+        subject=fill(impersonal(built.subject), values),
+        preheader=fill(impersonal(built.preheader), values),
         date=issue.date,
-        page=fill(built.html, values, is_html=True),
+        email=fill(built.html, values, is_html=True),
     )
+
+
+def site_logo(config: Config) -> Asset | None:
+    """The logo as the site publishes it (at images/brand/), or its https URL."""
+    if not config.logo:
+        return None
+    home = f"{config.base_url.rstrip('/')}/"
+    ref = ImageRef(config.logo, field="logo")
+    found = resolve_images([ref], config.root, config.root / CONFIG_NAME, home, "images/brand")
+    return found[config.logo]
+
+
+def _neighbour(entry: Entry | None) -> Neighbour | None:
+    return Neighbour(entry.slug, entry.subject, entry.long_date) if entry else None
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -128,7 +155,7 @@ def atom_feed(config: Config, entries: tuple[Entry, ...]) -> str:
         item.link(href=entry.url, rel="alternate")
         item.updated(_midnight(entry.date))
         item.summary(entry.preheader)
-        content = _feed_content(entry.page)
+        content = _feed_content(entry.email)
         if len(content.encode("utf-8")) <= FEED_CONTENT_BYTES:
             item.content(content, type="html")
     return feed.atom_str(pretty=True).decode("utf-8")
@@ -137,16 +164,29 @@ def atom_feed(config: Config, entries: tuple[Entry, ...]) -> str:
 def build_archive(config: Config, issues: list[Issue]) -> Archive:
     """Build every issue into its page; add the index (newest first) and the feed."""
     env = make_environment(config.root)
-    entries: list[Entry] = []
-    images: list[tuple[str, Path]] = []
+    logo = site_logo(config)
+    built_issues: list[tuple[Entry, Issue, Prepared]] = []
+    images: list[tuple[str, Path]] = (
+        [(logo.dest, logo.file)] if logo and logo.file and logo.dest else []
+    )
     for issue in issues:
-        built = _build(issue, config, env)
-        entries.append(_entry(built, issue, config))
+        built, prepared = _build(issue, config, env)
+        built_issues.append((_entry(built, issue, config), issue, prepared))
         images += [(f"{built.slug}/{a.dest}", a.file) for a in built.assets if a.file and a.dest]
-    entries.sort(key=lambda entry: (entry.date, entry.slug), reverse=True)
-    context = {"config": config, "brand": config.brand, "entries": entries}
-    files = [
-        *((f"{entry.slug}/index.html", entry.page) for entry in entries),
+    built_issues.sort(key=lambda item: (item[0].date, item[0].slug), reverse=True)
+    entries = [entry for entry, _, _ in built_issues]
+    files = []
+    for number, (entry, issue, prepared) in enumerate(built_issues):
+        newer = entries[number - 1] if number else None
+        older = entries[number + 1] if number + 1 < len(entries) else None
+        page = issue_page(
+            issue, config, prepared, env, subject=entry.subject, description=entry.preheader,
+            logo=logo, older=_neighbour(older), newer=_neighbour(newer),
+        )  # fmt: skip
+        files.append((f"{entry.slug}/index.html", page))
+    context = {"config": config, "brand": config.brand, "entries": entries, "logo": logo,
+               "root": "", "home": f"{config.base_url.rstrip('/')}/"}  # fmt: skip
+    files += [
         ("index.html", render(env, INDEX_TEMPLATE, context)),
         ("feed.xml", atom_feed(config, tuple(entries))),
     ]

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -39,6 +41,7 @@ from newsletter.deliver.message import Recipient, copy_values
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import Signer, signer_for
 from newsletter.errors import NewsletterError
+from newsletter.web.server import LOOPBACK_HOSTS
 
 SAMPLE = Recipient("alex@example.com", "Alex", "Example")
 
@@ -113,14 +116,14 @@ class PreviewSession:
         found = store.get_by_id(subscriber_id) if store and subscriber_id else None
         if found is None:
             return SAMPLE
-        return Recipient(found.email, found.first_name, found.last_name, found.id)
+        return Recipient(found.email, found.first_name, found.last_name, found.id, found.public_id)
 
     def values(self, subscriber_id: int | None) -> dict[str, str]:
         """Merge-tag values for the chosen subscriber."""
         snap = self.snapshot
         assert snap.built is not None and snap.config is not None and snap.signer is not None
         recipient = self.recipient(subscriber_id)
-        token = snap.signer.unsubscribe_token(recipient.email, snap.built.slug)
+        token = snap.signer.subscriber_token(recipient.public_id, snap.built.slug)
         return copy_values(recipient, token, snap.config.base_url, snap.built.web_url)
 
     def subject(self, subscriber_id: int | None) -> str:
@@ -229,5 +232,6 @@ def create_app(session: PreviewSession) -> Starlette:
             Route("/images/{path:path}", image),
             Route("/events", events),
         ],
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS))],
         lifespan=lifespan,
     )
