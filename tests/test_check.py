@@ -665,6 +665,8 @@ def test_spamassassin_scores_the_example(example: Path) -> None:
     assert spam is not None and spam.available and spam.note is None
     assert spam.score is not None and spam.threshold is not None and spam.score < spam.threshold
     assert "HTML_MESSAGE" in [rule.name for rule in spam.rules]
+    assert "HTML_FONT_LOW_CONTRAST" not in [rule.name for rule in spam.rules]  # the preheader
+    assert [rule.name for rule in spam.rules if rule.points > 0] == []
     assert report.counts["errors"] == 0
 
 
