@@ -6,7 +6,8 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from babel import Locale, UnknownLocaleError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from newsletter.errors import ConfigError, Problem
 from newsletter.validation import Email, HeaderText, Rate, StrictModel, Text, WebUrl, problems_from
@@ -23,13 +24,21 @@ class Sender(StrictModel):
 
 
 class Brand(StrictModel):
-    """Colours of the email; each a CSS colour such as '#1d6f5f'."""
+    """The email's look: colours (each a hex colour such as '#1d6f5f'), logo width, date format.
+
+    `dark_accent` is the accent in dark mode; without it, one is derived from `accent`.
+    `date_format` is Babel's "short", "medium", "long" or "full", or a CLDR pattern such as
+    "d MMMM y" ("24 November 2026"), written in the newsletter's language.
+    """
 
     accent: str = Field("#c2410c", pattern=r"^#[0-9a-fA-F]{6}$")
+    dark_accent: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
     text: str = Field("#1f2328", pattern=r"^#[0-9a-fA-F]{6}$")
     muted: str = Field("#5b636e", pattern=r"^#[0-9a-fA-F]{6}$")
     background: str = Field("#f3efe6", pattern=r"^#[0-9a-fA-F]{6}$")
     card: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$")
+    logo_width: int = Field(200, ge=16, le=600)
+    date_format: Text = "d MMMM y"
 
 
 class SmtpServer(StrictModel):
@@ -94,6 +103,17 @@ class Config(StrictModel):
     dkim: Dkim | None = None
     web: Web = Web()
     root: Path = Field(Path("."), exclude=True)
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        try:
+            Locale.parse(value, sep="-")
+        except (ValueError, UnknownLocaleError):
+            raise ValueError(
+                f"unknown language '{value}': use a language code such as 'en', 'fr' or 'pt-BR'"
+            ) from None
+        return value
 
     def path(self, value: str) -> Path:
         """A path from the config, relative to the project root unless absolute."""

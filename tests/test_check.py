@@ -52,9 +52,11 @@ def teaser(url: str) -> str:
 
 
 def png(folder: Path, name: str, pad: int = 0) -> None:
-    """A small PNG in folder/images, padded with trailing bytes to weigh what a test needs."""
+    """A small PNG (or animated GIF, sent as it is) in folder/images, padded with trailing bytes
+    to weigh what a test needs."""
     path = folder / "images" / name
-    Image.new("RGB", (40, 30), "teal").save(path)
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("teal", "navy")]
+    frames[0].save(path, save_all=name.endswith(".gif"), append_images=frames[1:])
     with path.open("ab") as file:
         file.write(b"\0" * pad)
 
@@ -83,7 +85,7 @@ class Case:
 MB = 1024 * 1024
 HELLO = "Hello.\n"
 IMAGE = "  image:\n    src: images/a.png\n"
-SIX_IMAGES = "".join(f"![Chart {n}](images/{n}.png)\n\n" for n in range(6))
+SIX_IMAGES = "".join(f"![Chart {n}](images/{n}.gif)\n\n" for n in range(6))
 LONG_TEXT = "Rents rose again this year, and here is what it means for tenants. " * 3
 
 CASES = [
@@ -234,18 +236,18 @@ CASES = [
     ),
     Case(
         "large-image",
-        (front(), "![A chart](images/a.png)\n"),
-        (front(), "![A chart](images/a.png)\n"),
-        {"a.png": MB + 1},
-        {"a.png": 0},
+        (front(), "![A chart](images/a.gif)\n"),
+        (front(), "![A chart](images/a.gif)\n"),
+        {"a.gif": MB + 1},
+        {"a.gif": 0},
         "issue.md:8",
     ),
     Case(
         "heavy-images",
         (front(), SIX_IMAGES + LONG_TEXT * 3),
         (front(), SIX_IMAGES + LONG_TEXT * 3),
-        {f"{n}.png": 900_000 for n in range(6)},
-        {f"{n}.png": 0 for n in range(6)},
+        {f"{n}.gif": 900_000 for n in range(6)},
+        {f"{n}.gif": 0 for n in range(6)},
     ),
     Case(
         "image-no-width",
@@ -303,9 +305,9 @@ CASES = [
     Case(
         "low-text-ratio",
         (front(), SIX_IMAGES),
-        (front(), "![Chart 0](images/0.png)\n\n" + LONG_TEXT),
-        {f"{n}.png": 0 for n in range(6)},
-        {"0.png": 0},
+        (front(), "![Chart 0](images/0.gif)\n\n" + LONG_TEXT),
+        {f"{n}.gif": 0 for n in range(6)},
+        {"0.gif": 0},
         "email HTML",
     ),
 ]

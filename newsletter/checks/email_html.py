@@ -77,10 +77,11 @@ def weight_findings(built: BuiltIssue, locate: Locator) -> Iterator[Finding]:
         if size > IMAGE_MAX_BYTES:
             yield warning_finding(
                 "large-image",
-                f"the image '{asset.src}' weighs {size / 1024 / 1024:.1f} MB; it loads slowly "
-                "on phones",
+                f"the image '{asset.src}' weighs {size / 1024 / 1024:.1f} MB even as prepared for "
+                "email; it loads slowly on phones",
                 locate.find(asset.url, "src"),
-                "resize it to at most twice its display width and compress it (under 1 MB)",
+                "use a lighter file (under 1 MB): build resizes and compresses still images, "
+                "but sends animated GIFs as they are",
             )
     total = image_bytes(built)
     if total > IMAGES_TOTAL_MAX_BYTES:

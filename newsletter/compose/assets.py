@@ -1,4 +1,4 @@
-"""Images an issue uses: local files found, measured and given their published URL."""
+"""Images an issue uses: local files found, prepared for email and given their published URL."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlsplit
 
-from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
-
+from newsletter.compose.imaging import EmailImage, UnreadableImage, email_image
 from newsletter.errors import IssueError, Problem
 
 
 @dataclass(frozen=True)
 class Asset:
-    """An image as the email references it. `file` and `dest` are set for local images."""
+    """An image as the email references it. `file` and `dest` are set for local images.
+
+    For a local image, `file` is what the email links to: the editor's file, or the copy made
+    for email (`changes` says what was done) with its own width and height.
+    """
 
     src: str
     url: str
@@ -23,6 +25,7 @@ class Asset:
     height: int | None = None
     file: Path | None = None
     dest: str | None = None
+    changes: tuple[str, ...] = ()
 
     @property
     def size_bytes(self) -> int | None:
@@ -32,11 +35,13 @@ class Asset:
 
 @dataclass(frozen=True)
 class ImageRef:
-    """Where an issue mentions an image: its src and the field or line naming it."""
+    """Where an issue mentions an image: its src, the field or line naming it, and how wide
+    (in CSS pixels) the email shows it at most."""
 
     src: str
     field: str | None = None
     line: int | None = None
+    display_width: int = 600
 
     def error(self, message: str, source: Path) -> IssueError:
         """An IssueError about this image, located where the issue names it."""
@@ -62,24 +67,35 @@ def _local_file(folder: Path, ref: ImageRef, source: Path) -> Path:
     return file
 
 
-def _measure(file: Path, ref: ImageRef, source: Path) -> tuple[int, int]:
+def _prepare(file: Path, ref: ImageRef, source: Path, max_width: int, cache: Path) -> EmailImage:
     try:
-        with PILImage.open(file) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError):
+        return email_image(file, max_width, cache)
+    except UnreadableImage:
         raise ref.error(
-            f"'{file.name}' is not an image Pillow can read; use PNG, JPEG or GIF", source
+            f"'{file.name}' is not an image Pillow can read; use JPEG, PNG, GIF, WebP or AVIF",
+            source,
         ) from None
 
 
 def resolve_images(
-    refs: Iterable[ImageRef], folder: Path, source: Path, base_url: str, prefix: str = "images"
+    refs: Iterable[ImageRef],
+    folder: Path,
+    source: Path,
+    base_url: str,
+    cache: Path,
+    prefix: str = "images",
 ) -> dict[str, Asset]:
-    """Resolve each referenced image once: remote ones as they are, local ones measured.
+    """Resolve each referenced image once: remote ones as they are, local ones prepared.
 
-    A local file `folder/images/a.png` (or `folder/a.png`) is published as `prefix/a.png`,
-    that is at `base_url + prefix/a.png`.
+    A local image is prepared for email (`imaging.email_image`) at twice the widest it is shown,
+    for sharp pictures on high-density screens; copies go into `cache`. A local file
+    `folder/images/a.png` (or `folder/a.png`) is published as `prefix/a.png`, that is at
+    `base_url + prefix/a.png` (another extension if it was converted).
     """
+    refs = list(refs)
+    widest: dict[str, int] = {}
+    for ref in refs:
+        widest[ref.src] = max(widest.get(ref.src, 0), ref.display_width)
     assets: dict[str, Asset] = {}
     for ref in refs:
         if ref.src in assets:
@@ -88,10 +104,12 @@ def resolve_images(
             assets[ref.src] = Asset(ref.src, ref.src)
             continue
         file = _local_file(folder, ref, source)
-        width, height = _measure(file, ref, source)
+        image = _prepare(file, ref, source, 2 * widest[ref.src], cache)
         parts = PurePosixPath(ref.src).parts
         inner = parts[1:] if parts[0] == "images" and len(parts) > 1 else parts
-        dest = str(PurePosixPath(prefix, *inner))
+        dest = str(PurePosixPath(prefix, *inner).with_suffix(image.suffix))
         url = base_url + quote(dest)
-        assets[ref.src] = Asset(ref.src, url, width, height, file, dest)
+        assets[ref.src] = Asset(
+            ref.src, url, image.width, image.height, image.file, dest, image.changes
+        )
     return assets

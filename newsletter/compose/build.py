@@ -1,7 +1,8 @@
 """The build pipeline: issue → Jinja2 renders MJML → mjml-python → premailer → HTML + text.
 
-Every stage is a function of plain data. The one step that reads the disk is `prepare`, which
-measures the issue's images; the caller (CLI, benchmark, tests) decides where output goes.
+Every stage is a function of plain data. The one step that touches the disk is `prepare`, which
+reads the issue's images and prepares them for email (into a cache folder); the caller (CLI,
+benchmark, tests) decides where output goes.
 """
 
 from __future__ import annotations
@@ -9,14 +10,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from babel.dates import format_date
 from jinja2 import Environment
 from markdown_it.token import Token
 from markupsafe import Markup
 
 from newsletter.compose import markdown
 from newsletter.compose.assets import Asset, ImageRef, resolve_images
+from newsletter.compose.colours import dark_variant
 from newsletter.compose.compiler import compile_mjml
 from newsletter.compose.inline import inline_css
 from newsletter.compose.mergetags import MergeTag, fill, protect, restore, sentinel
@@ -30,6 +34,12 @@ GMAIL_CLIP_BYTES = 102 * 1024
 #: `build` warns from this size on, to leave room before the clip.
 WARN_BYTES = 90 * 1024
 TEXT_TEMPLATE = "issue.txt.j2"
+#: The email's width, and so the hero image's.
+EMAIL_WIDTH = 600
+#: The widest a teaser image is shown: the whole card on a phone just under 480 px, less padding.
+TEASER_IMAGE_WIDTH = 432
+#: Where images prepared for email are kept between builds, inside the project.
+IMAGE_CACHE = Path("build", ".image-cache")
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,11 @@ class BuiltIssue:
         """Size of the HTML as sent (UTF-8)."""
         return len(self.html.encode("utf-8"))
 
+    @property
+    def prepared_images(self) -> tuple[str, ...]:
+        """What was done to each image to make it fit for email: 'a.jpg: resized …, 3 MB → …'."""
+        return tuple(f"{a.src}: {', '.join(a.changes)}" for a in self.assets if a.changes)
+
 
 def image_refs(issue: Issue, tokens: list[Token]) -> list[ImageRef]:
     """Every image the issue shows, with the field or line that names it."""
@@ -68,7 +83,7 @@ def image_refs(issue: Issue, tokens: list[Token]) -> list[ImageRef]:
         refs.append(ImageRef(issue.lead.image.src, field="lead.image.src"))
     refs += markdown.image_refs(tokens, issue.body_line)
     refs += [
-        ImageRef(teaser.image.src, field=f"teasers.{index}.image.src")
+        ImageRef(teaser.image.src, f"teasers.{index}.image.src", None, TEASER_IMAGE_WIDTH)
         for index, teaser in enumerate(issue.teasers)
         if teaser.image
     ]
@@ -76,33 +91,37 @@ def image_refs(issue: Issue, tokens: list[Token]) -> list[ImageRef]:
 
 
 def prepare(issue: Issue, config: Config) -> Prepared:
-    """Parse the story and find and measure its images (the pipeline's only disk reads)."""
+    """Parse the story, find its images and prepare them for email (the only disk access)."""
     tokens = markdown.parse_body(protect(issue.body))
     base = config.issue_url(issue.slug)
-    assets = resolve_images(image_refs(issue, tokens), issue.folder, issue.source, base)
+    cache = config.root / IMAGE_CACHE
+    refs = image_refs(issue, tokens)
+    assets = resolve_images(refs, issue.folder, issue.source, base, cache)
     logo = None
     if config.logo:
-        ref = ImageRef(config.logo, field="logo")
+        ref = ImageRef(config.logo, "logo", None, config.brand.logo_width)
         source = config.root / CONFIG_NAME
-        logo = resolve_images([ref], config.root, source, base, prefix="images/brand")[config.logo]
+        logo = resolve_images([ref], config.root, source, base, cache, "images/brand")[config.logo]
     return Prepared(tokens, assets, logo)
 
 
-def long_date(day: dt.date) -> str:
-    """The date as the email and the archive show it: '24 November 2026'."""
-    return f"{day.day} {day:%B %Y}"
+def long_date(day: dt.date, config: Config) -> str:
+    """The date as the email and the archive show it, in the brand's format and the
+    newsletter's language: '24 November 2026', '24 novembre 2026'."""
+    return format_date(day, config.brand.date_format, locale=config.language.replace("-", "_"))
 
 
 def _context(issue: Issue, config: Config, prepared: Prepared) -> dict[str, Any]:
     return {
         "config": config,
         "brand": config.brand,
+        "dark_accent": config.brand.dark_accent or dark_variant(config.brand.accent),
         "issue": issue,
         "lead": issue.lead,
         "teasers": issue.teasers,
         "subject": protect(issue.subject),
         "preheader": protect(issue.preheader),
-        "date": long_date(issue.date),
+        "date": long_date(issue.date, config),
         "logo": prepared.logo,
         "asset": prepared.assets.__getitem__,
         "merge": lambda field: sentinel(MergeTag(field)),

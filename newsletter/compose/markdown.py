@@ -130,7 +130,7 @@ def image_refs(tokens: Sequence[Token], first_line: int) -> list[ImageRef]:
         for child in token.children or []:
             if child.type == "image":
                 line = first_line + token.map[0] if token.map else None
-                refs.append(ImageRef(str(child.attrGet("src")), line=line))
+                refs.append(ImageRef(str(child.attrGet("src")), None, line, CONTENT_WIDTH))
     return refs
 
 

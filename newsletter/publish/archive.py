@@ -41,11 +41,8 @@ class Entry:
     preheader: str
     date: dt.date
     page: str
-
-    @property
-    def long_date(self) -> str:
-        """The date as the email shows it."""
-        return long_date(self.date)
+    #: The date as the email shows it.
+    long_date: str
 
 
 @dataclass(frozen=True)
@@ -85,6 +82,7 @@ def _entry(built: BuiltIssue, issue: Issue, config: Config) -> Entry:
         preheader=fill(built.preheader, values),
         date=issue.date,
         page=fill(built.html, values, is_html=True),
+        long_date=long_date(issue.date, config),
     )
 
 
