@@ -260,7 +260,7 @@ CASES = [
         "css-unsupported",
         (front(lead='  cta: {text: "Read it", url: "https://example.org/s"}\n'), HELLO),
         (front(), HELLO),
-        where="template: lead.mjml.j2:30",
+        where="template: lead.mjml.j2:11",
     ),
     Case(
         "alt-filename",
@@ -349,7 +349,7 @@ def test_the_example_issue_has_no_errors(example: Path) -> None:
     assert report.counts["errors"] == 0, report.findings
     # One genuine warning: the button's rounded corners are square in Outlook for Windows.
     assert [(f.code, f.where) for f in report.findings] == [
-        ("css-unsupported", "template: lead.mjml.j2:30")
+        ("css-unsupported", "template: lead.mjml.j2:11")
     ]
 
 

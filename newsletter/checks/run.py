@@ -34,12 +34,19 @@ from newsletter.checks.findings import CheckReport, Finding, Level, error_findin
 from newsletter.checks.layout import check_layout
 from newsletter.checks.page import Locator, Page
 from newsletter.checks.spam import check_spam, ratio_findings, spam_findings
-from newsletter.compose.build import BuiltIssue, Prepared, build_issue, prepare
+from newsletter.compose.build import BuiltIssue, Prepared, link_problems, prepare, render_issue
 from newsletter.compose.issues import load_issue
 from newsletter.compose.models import Issue
 from newsletter.compose.templates import make_environment
 from newsletter.config import CONFIG_NAME, Config, load_config
-from newsletter.errors import ConfigError, InputError, Problem, TemplateError, UnreadableIssueError
+from newsletter.errors import (
+    ConfigError,
+    InputError,
+    IssueError,
+    Problem,
+    TemplateError,
+    UnreadableIssueError,
+)
 
 #: What a newsletter.toml without a postal address is checked with (and reported).
 POSTAL_PLACEHOLDER = "(postal address missing)"
@@ -65,6 +72,8 @@ def _problem_code(problem: Problem) -> str:
     missing = text.startswith("required field is missing") or text == "must not be empty"
     if text.startswith("unknown field"):
         return "unknown-field"
+    if " is not a link: " in text:
+        return "bad-link"
     if "merge tag" in text:
         return "bad-merge-tag"
     if "image" in text:
@@ -167,12 +176,14 @@ def run_check(
         issue = load_issue(issue_dir)
         env = make_environment(config.root)
         prepared = prepare(issue, config)
-        built = build_issue(issue, config, env, prepared)
+        built = render_issue(issue, config, env, prepared)
     except UnreadableIssueError:
         raise
     except InputError as exc:
         report.findings += problem_findings(exc)
     else:
+        if problems := link_problems(issue, prepared):
+            report.findings += problem_findings(IssueError(*problems))
         report.findings += check_built(issue, config, prepared, built, env)
         report.html_bytes = built.html_bytes
         report.text_bytes = len(built.text.encode("utf-8"))

@@ -28,6 +28,7 @@ from newsletter.compose.models import Issue
 from newsletter.compose.templates import make_environment, render
 from newsletter.compose.text import References, body_text, wrap
 from newsletter.config import CONFIG_NAME, Config
+from newsletter.errors import IssueError, Problem
 
 #: Gmail clips messages whose HTML is larger than this.
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -161,10 +162,30 @@ def size_warnings(html_bytes: int) -> list[str]:
     return []
 
 
+def link_problems(issue: Issue, prepared: Prepared) -> list[Problem]:
+    """A problem for each link of the story that cannot become a link, naming its line."""
+    return [
+        Problem(
+            f"'{restore(broken.written)}' is not a link: {broken.reason}", issue.source, broken.line
+        )
+        for broken in markdown.broken_links(prepared.tokens, issue.body_line)
+    ]
+
+
 def build_issue(
     issue: Issue, config: Config, env: Environment | None = None, prepared: Prepared | None = None
 ) -> BuiltIssue:
-    """Build an issue into HTML, text and MJML, each with merge tags left as placeholders."""
+    """Build an issue; IssueError if a link of the story cannot become a link."""
+    prepared = prepared or prepare(issue, config)
+    if problems := link_problems(issue, prepared):
+        raise IssueError(*problems)
+    return render_issue(issue, config, env, prepared)
+
+
+def render_issue(
+    issue: Issue, config: Config, env: Environment | None = None, prepared: Prepared | None = None
+) -> BuiltIssue:
+    """Render an issue into HTML, text and MJML, each with merge tags left as placeholders."""
     env = env or make_environment(config.root)
     prepared = prepared or prepare(issue, config)
     mjml_source = render_mjml(issue, config, prepared, env)
