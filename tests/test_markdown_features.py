@@ -81,7 +81,7 @@ def test_hard_line_breaks_are_kept(built: BuiltIssue) -> None:
 
 
 def test_typographic_quotes_in_html_and_text(built: BuiltIssue) -> None:
-    typographic = "“quoted” and ‘single’ – it’s done…"
+    typographic = "“quoted” and ‘single’ – it’s done…"  # noqa: RUF001
     assert typographic in BeautifulSoup(built.html, "html.parser").get_text()
     assert typographic in " ".join(built.text.split())
     # merge tags and code spans keep their straight quotes
@@ -117,7 +117,8 @@ def test_a_link_that_cannot_be_one_is_an_error_naming_its_line(
 def test_links_that_are_fine_are_not_reported(write_issue: WriteIssue, runner: CliRunner) -> None:
     body = (
         "[Report](<https://example.org/annual report.pdf>), [mail](mailto:a@example.org), "
-        '[titled](https://example.org/t "A title"), \\[not a link](really) and `[x](javascript:y)`.\n'
+        '[titled](https://example.org/t "A title"), \\[not a link](really) and '
+        "`[x](javascript:y)`.\n"
     )
     result = runner.invoke(app, ["check", str(write_issue(body=body)), "--json"])
     assert "bad-link" not in result.stdout
