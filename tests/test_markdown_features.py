@@ -122,3 +122,14 @@ def test_links_that_are_fine_are_not_reported(write_issue: WriteIssue, runner: C
     )
     result = runner.invoke(app, ["check", str(write_issue(body=body)), "--json"])
     assert "bad-link" not in result.stdout
+
+
+def test_a_button_is_checked_once_where_it_is_written(
+    write_issue: WriteIssue, runner: CliRunner
+) -> None:
+    folder = write_issue(body='Hello.\n\n[Click here](http://example.org/x "button")\n')
+    findings = json.loads(runner.invoke(app, ["check", str(folder), "--json"]).stdout)["findings"]
+    about = [(f["code"], f["where"]) for f in findings if f["code"].endswith("link")]
+    assert about == [("insecure-link", "issue.md:10")]
+    vague = [(f["code"], f["where"]) for f in findings if f["code"] == "vague-link-text"]
+    assert vague == [("vague-link-text", "issue.md:10")]

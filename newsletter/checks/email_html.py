@@ -126,12 +126,19 @@ def _anchor(element: lxml.html.HtmlElement) -> tuple[str | None, str]:
 
 
 def template_links(page: Page, prepared: Prepared, locate: Locator) -> Iterator[Link]:
-    """Links of the final HTML that do not come from the Markdown body (checked on its own)."""
+    """Links of the final HTML that do not come from the Markdown body (checked on its own,
+    buttons included)."""
+    blocks = markdown.render_blocks(prepared.tokens, prepared.assets)
     prose = Counter(
         _anchor(a)
-        for block in markdown.render_blocks(prepared.tokens, prepared.assets)
+        for block in blocks
         if isinstance(block, markdown.Prose)
         for a in lxml.html.fragment_fromstring(block.html, create_parent="div").iter("a")
+    )
+    prose.update(
+        (restore(b.url), " ".join(restore(b.text).split()))
+        for b in blocks
+        if isinstance(b, markdown.Button)
     )
     for a in page.visible("a"):
         key = _anchor(a)
