@@ -96,7 +96,7 @@ CASES = [
         (front(lead=IMAGE + '    alt: ""\n'), HELLO),
         {"a.png": 0},
         {"a.png": 0},
-        "front matter: lead.image.alt",
+        "issue.md:7 (lead.image.alt)",  # as build says it
     ),
     Case(
         "missing-alt",
@@ -116,13 +116,13 @@ CASES = [
         "missing-subject",
         (front(subject=""), HELLO),
         (front(), HELLO),
-        where="front matter: subject",
+        where="issue.md:2 (subject)",
     ),
     Case(
         "missing-preheader",
         (front(preheader=None), HELLO),
         (front(), HELLO),
-        where="front matter: preheader",
+        where="issue.md:2 (preheader)",
     ),
     Case(
         "bad-link",
@@ -155,7 +155,7 @@ CASES = [
         "bad-link",
         (front(rest=teaser("javascript:x")), HELLO),
         (front(rest=teaser("https://example.org/t")), HELLO),
-        where="front matter: teasers.0.url",
+        where="issue.md:8 (teasers.0.url)",
     ),
     Case(
         "bad-merge-tag",
@@ -573,9 +573,9 @@ def test_json_shape(runner: CliRunner, write_issue: WriteIssue) -> None:
 def test_validation_problems_all_become_findings(write_issue: WriteIssue) -> None:
     report = check(write_issue('subject: ""\ndate: 2026-11-24\nlead:\n  title: T\n  bylin: x\n'))
     assert {(f.code, f.where) for f in report.findings} == {
-        ("missing-subject", "front matter: subject"),
-        ("missing-preheader", "front matter: preheader"),
-        ("unknown-field", "front matter: lead.bylin"),
+        ("missing-subject", "issue.md:2 (subject)"),
+        ("missing-preheader", "issue.md:2 (preheader)"),
+        ("unknown-field", "issue.md:6 (lead.bylin)"),
     }
     assert report.html_bytes is None
 

@@ -85,7 +85,8 @@ def resolve_images(
     cache: Path,
     prefix: str = "images",
 ) -> dict[str, Asset]:
-    """Resolve each referenced image once: remote ones as they are, local ones prepared.
+    """Resolve each referenced image once: remote ones as they are, local ones prepared;
+    IssueError naming every image that is missing or unreadable.
 
     A local image is prepared for email (`imaging.email_image`) at twice the widest it is shown,
     for sharp pictures on high-density screens; copies go into `cache`. A local file
@@ -97,14 +98,21 @@ def resolve_images(
     for ref in refs:
         widest[ref.src] = max(widest.get(ref.src, 0), ref.display_width)
     assets: dict[str, Asset] = {}
+    problems: list[Problem] = []
+    failed: set[str] = set()
     for ref in refs:
-        if ref.src in assets:
+        if ref.src in assets or ref.src in failed:
             continue
         if is_remote(ref.src):
             assets[ref.src] = Asset(ref.src, ref.src)
             continue
-        file = _local_file(folder, ref, source)
-        image = _prepare(file, ref, source, 2 * widest[ref.src], cache)
+        try:
+            file = _local_file(folder, ref, source)
+            image = _prepare(file, ref, source, 2 * widest[ref.src], cache)
+        except IssueError as exc:
+            problems += exc.problems
+            failed.add(ref.src)
+            continue
         parts = PurePosixPath(ref.src).parts
         inner = parts[1:] if parts[0] == "images" and len(parts) > 1 else parts
         dest = str(PurePosixPath(prefix, *inner).with_suffix(image.suffix))
@@ -112,4 +120,6 @@ def resolve_images(
         assets[ref.src] = Asset(
             ref.src, url, image.width, image.height, image.file, dest, image.changes
         )
+    if problems:
+        raise IssueError(*problems)
     return assets

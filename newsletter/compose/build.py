@@ -8,7 +8,7 @@ benchmark, tests) decides where output goes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,9 +91,14 @@ def image_refs(issue: Issue, tokens: list[Token]) -> list[ImageRef]:
     return refs
 
 
+def parse_story(issue: Issue) -> list[Token]:
+    """The story's Markdown tokens, merge tags protected."""
+    return markdown.parse_body(protect(issue.body))
+
+
 def prepare(issue: Issue, config: Config) -> Prepared:
     """Parse the story, find its images and prepare them for email (the only disk access)."""
-    tokens = markdown.parse_body(protect(issue.body))
+    tokens = parse_story(issue)
     base = config.issue_url(issue.slug)
     cache = config.root / IMAGE_CACHE
     refs = image_refs(issue, tokens)
@@ -162,13 +167,13 @@ def size_warnings(html_bytes: int) -> list[str]:
     return []
 
 
-def link_problems(issue: Issue, prepared: Prepared) -> list[Problem]:
+def link_problems(issue: Issue, tokens: Sequence[Token]) -> list[Problem]:
     """A problem for each link of the story that cannot become a link, naming its line."""
     return [
         Problem(
             f"'{restore(broken.written)}' is not a link: {broken.reason}", issue.source, broken.line
         )
-        for broken in markdown.broken_links(prepared.tokens, issue.body_line)
+        for broken in markdown.broken_links(tokens, issue.body_line)
     ]
 
 
@@ -177,7 +182,7 @@ def build_issue(
 ) -> BuiltIssue:
     """Build an issue; IssueError if a link of the story cannot become a link."""
     prepared = prepared or prepare(issue, config)
-    if problems := link_problems(issue, prepared):
+    if problems := link_problems(issue, prepared.tokens):
         raise IssueError(*problems)
     return render_issue(issue, config, env, prepared)
 

@@ -16,6 +16,17 @@ from newsletter.validation import problems_from
 ISSUE_FILE = "issue.md"
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, leaving dates as text: the model reads them, and a wrong one such as
+    2026-13-24 is then reported on its field instead of failing inside YAML."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _split(text: str, path: Path) -> tuple[str, str, int]:
     """Front matter, body, and the line the body starts on."""
     lines = text.splitlines(keepends=True)
@@ -70,7 +81,7 @@ def parse_issue(text: str, source: Path) -> Issue:
     """Parse the text of an issue.md; raise IssueError naming every problem found."""
     head, body, body_line = _split(text, source)
     try:
-        data = yaml.safe_load(head) or {}
+        data = yaml.load(head, Loader=_Loader) or {}  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else None
@@ -107,9 +118,14 @@ def parse_issue(text: str, source: Path) -> Issue:
     )
 
 
+def issue_file(folder: Path) -> Path:
+    """`folder/issue.md`, or `folder` itself when it is the file."""
+    return folder if folder.is_file() else folder / ISSUE_FILE
+
+
 def load_issue(folder: Path) -> Issue:
     """Read and validate `folder/issue.md` (a path to issue.md itself is accepted too)."""
-    source = folder if folder.is_file() else folder / ISSUE_FILE
+    source = issue_file(folder)
     if not source.is_file():
         hint = "create it with 'newsletter new TITLE'" if not folder.exists() else "add it"
         raise UnreadableIssueError(Problem(f"no {ISSUE_FILE} here; {hint}", source))

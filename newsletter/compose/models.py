@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from pydantic import Field
 
-from newsletter.validation import HeaderText, StrictModel, Text, WebUrl
+from newsletter.validation import HeaderText, IsoDate, StrictModel, Text, WebUrl
 
 
 class Image(StrictModel):
@@ -52,7 +51,7 @@ class FrontMatter(StrictModel):
 
     subject: HeaderText
     preheader: Text
-    date: dt.date
+    date: IsoDate
     lead: Lead
     teasers: list[Teaser] = Field(default_factory=list)
     template: str = "issue.mjml.j2"
