@@ -6,6 +6,7 @@ and panorama, in every place an image can go (hero, story figures, teaser cards)
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -14,12 +15,15 @@ import pytest
 from browser_measure import measure, needs_chromium
 from PIL import Image
 
+from newsletter.browser import chromium
 from newsletter.compose.build import build_issue, local_preview
 from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
 from newsletter.publish.writer import write_build
 
 pytestmark = needs_chromium
+#: Set (`make screenshots` does) to write the README's pictures of the example into this folder.
+SHOTS = os.environ.get("NEWSLETTER_SCREENSHOTS")
 
 #: What the page posts: every image's drawn and natural size, and every visible text under 13 px.
 MEASURE = """<script>
@@ -140,3 +144,26 @@ def test_the_hero_is_375_by_211_on_a_phone(pages: dict[str, Path]) -> None:
 def test_no_visible_text_is_under_13_px_on_a_phone(pages: dict[str, Path], issue: str) -> None:
     page = next(path for name, path in pages.items() if (issue == "shapes") == (name == "shapes"))
     assert measure(page, 375)["small"] == []
+
+
+def test_readme_screenshots_show_undistorted_images(pages: dict[str, Path]) -> None:
+    """The example at 650 px (its top) and at 375 px (the teaser cards), as in the README."""
+    example = next(path for name, path in pages.items() if name != "shapes")
+    preview = (example.parent / "preview.html").as_uri()
+    with chromium() as browser:
+        for width, name in [(650, "email-650"), (375, "email-375-cards")]:
+            page = browser.new_page(viewport={"width": width, "height": 1300})
+            page.goto(preview, wait_until="load")
+            for image in page.locator("img").all():
+                box = image.bounding_box()
+                natural = image.evaluate("i => i.naturalWidth / i.naturalHeight")
+                assert box and box["width"] / box["height"] == pytest.approx(natural, rel=0.02)
+            top = 0.0
+            if width == 375:
+                label = page.get_by_text("MORE STORIES").bounding_box()
+                assert label is not None
+                top = label["y"] - 20
+            if SHOTS:
+                clip = {"x": 0, "y": top, "width": width, "height": 1300 if width == 650 else 1200}
+                page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), clip=clip, full_page=True)
+            page.close()
