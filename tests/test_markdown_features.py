@@ -133,3 +133,16 @@ def test_a_button_is_checked_once_where_it_is_written(
     assert about == [("insecure-link", "issue.md:10")]
     vague = [(f["code"], f["where"]) for f in findings if f["code"] == "vague-link-text"]
     assert vague == [("vague-link-text", "issue.md:10")]
+
+
+def test_a_table_too_wide_for_text_becomes_header_value_lines(write_issue: WriteIssue) -> None:
+    body = (
+        "| City | What happened | Who |\n|---|---|---|\n"
+        "| Bristol | The harbour festival raised money for the lifeboat station | Volunteers |\n"
+    )
+    folder = write_issue(body=body)
+    built = build_issue(load_issue(folder), load_config(folder.parent.parent / "newsletter.toml"))
+    assert (
+        "City: Bristol\nWhat happened: The harbour festival raised money for the lifeboat "
+        "station\nWho: Volunteers"
+    ) in built.text

@@ -127,25 +127,26 @@ class _Writer:
         return "\n\n".join(self.blocks(node.children, indent))
 
     def table(self, node: SyntaxTreeNode, indent: str) -> str:
-        """Columns padded to line up; a table too wide for a line becomes `Header: value` lines."""
-        rows = [
+        """Columns padded to line up (right-aligned ones to the right); a table too wide for a
+        line becomes `Header: value` lines, one group per row."""
+        rows = [tr.children for section in node.children for tr in section.children]
+        right = [cell.attrs.get("align") == "right" for cell in rows[0]]
+        texts = [
             [
                 " ".join(self.inline(cell.children[0]).split()) if cell.children else ""
-                for cell in tr
+                for cell in row
             ]
-            for section in node.children
-            for tr in section.children
+            for row in rows
         ]
-        header, body = rows[0], rows[1:]
-        widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(header))]
-        right = [cell.attrs.get("align") == "right" for cell in node.children[0].children[0]]
+        header, body = texts[0], texts[1:]
+        widths = [max(len(row[i]) for row in texts if i < len(row)) for i in range(len(header))]
         if len(indent) + sum(widths) + 3 * (len(widths) - 1) <= WIDTH:
             lines = [
                 " | ".join(
-                    c.rjust(w) if r_ else c.ljust(w)
-                    for c, w, r_ in zip(r, widths, right, strict=False)
+                    text.rjust(width) if flush else text.ljust(width)
+                    for text, width, flush in zip(row, widths, right, strict=False)
                 )
-                for r in rows
+                for row in texts
             ]
             lines.insert(1, "-+-".join("-" * width for width in widths))
             return "\n".join(indent + line.rstrip() for line in lines)
