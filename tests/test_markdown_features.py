@@ -138,11 +138,11 @@ def test_a_button_is_checked_once_where_it_is_written(
 def test_a_table_too_wide_for_text_becomes_header_value_lines(write_issue: WriteIssue) -> None:
     body = (
         "| City | What happened | Who |\n|---|---|---|\n"
-        "| Bristol | The harbour festival raised money for the lifeboat station | Volunteers |\n"
+        "| Bristol | The harbour festival raised money for the lifeboats | Volunteers |\n"
     )
     folder = write_issue(body=body)
     built = build_issue(load_issue(folder), load_config(folder.parent.parent / "newsletter.toml"))
     assert (
-        "City: Bristol\nWhat happened: The harbour festival raised money for the lifeboat "
-        "station\nWho: Volunteers"
+        "City: Bristol\nWhat happened: The harbour festival raised money for the lifeboats"
+        "\nWho: Volunteers"
     ) in built.text
