@@ -146,3 +146,28 @@ def test_a_table_too_wide_for_text_becomes_header_value_lines(write_issue: Write
         "City: Bristol\nWhat happened: The harbour festival raised money for the lifeboats"
         "\nWho: Volunteers"
     ) in built.text
+
+
+def test_front_matter_texts_shown_get_the_same_typography(write_issue: WriteIssue) -> None:
+    front = """\
+    subject: "Plain \\"subject\\""
+    preheader: "Something worth opening"
+    date: 2026-11-24
+    lead:
+      title: "Paris says \\"come in\\" -- it's time"
+      byline: "By Maren O'Brien"
+    teasers:
+      - label: Heroes
+        title: "A \\"free\\" repair"
+        summary: "No bill... at all"
+        url: "https://example.org/free--repair"
+    """
+    folder = write_issue(front, "Hello.\n")
+    built = build_issue(load_issue(folder), load_config(folder.parent.parent / "newsletter.toml"))
+    page = BeautifulSoup(built.html, "html.parser")
+    shown = ["Paris says “come in” – it’s time", "By Maren O’Brien", "A “free” repair"]  # noqa: RUF001
+    for text in [*shown, "No bill… at all"]:
+        assert text in page.get_text(), text
+        assert text in " ".join(built.text.split()), text
+    assert page.find("a", href="https://example.org/free--repair") is not None  # URLs as written
+    assert built.subject == 'Plain "subject"'

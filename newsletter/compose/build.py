@@ -11,12 +11,13 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from babel.dates import format_date
 from jinja2 import Environment
 from markdown_it.token import Token
 from markupsafe import Markup
+from pydantic import BaseModel
 
 from newsletter.compose import markdown
 from newsletter.compose.assets import Asset, ImageRef, resolve_images
@@ -117,14 +118,34 @@ def long_date(day: dt.date, config: Config) -> str:
     return format_date(day, config.brand.date_format, locale=config.language.replace("-", "_"))
 
 
+#: Front-matter fields shown as running text, which get the story's typography.
+SHOWN_TEXTS = frozenset({"title", "byline", "credit", "caption", "text", "label", "summary"})
+
+
+Shown = TypeVar("Shown", bound=BaseModel)
+
+
+def typographic_copy(model: Shown) -> Shown:
+    """A copy of a front-matter model whose shown texts have typographic quotes and dashes
+    (URLs, alt texts and anything else stay as written)."""
+    update: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            update[name] = typographic_copy(value)
+        elif isinstance(value, str) and name in SHOWN_TEXTS:
+            update[name] = markdown.typographic(value)
+    return model.model_copy(update=update)
+
+
 def _context(issue: Issue, config: Config, prepared: Prepared) -> dict[str, Any]:
     return {
         "config": config,
         "brand": config.brand,
         "dark_accent": config.brand.dark_accent or dark_variant(config.brand.accent),
         "issue": issue,
-        "lead": issue.lead,
-        "teasers": issue.teasers,
+        "lead": typographic_copy(issue.lead),
+        "teasers": [typographic_copy(teaser) for teaser in issue.teasers],
         "subject": protect(issue.subject),
         "preheader": protect(issue.preheader),
         "date": long_date(issue.date, config),

@@ -115,6 +115,17 @@ _md.add_render_rule("image", _render_image)
 _md.add_render_rule("broken_link", _render_broken_link)
 
 
+#: Only the typographer: for plain texts, in which nothing else is Markdown.
+_plain = MarkdownIt("zero", {"typographer": True}).enable(["replacements", "smartquotes"])
+
+
+def typographic(text: str) -> str:
+    """A plain text with the story's typography: curly quotes and apostrophes, en dashes for
+    `--`, an ellipsis for `...`."""
+    tokens = _plain.parseInline(text)
+    return "".join(child.content for child in tokens[0].children or []) if tokens else text
+
+
 def parse_body(body: str) -> list[Token]:
     """Parse Markdown into markdown-it tokens."""
     return _md.parse(body)
