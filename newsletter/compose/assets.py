@@ -41,7 +41,7 @@ class ImageRef:
     src: str
     field: str | None = None
     line: int | None = None
-    display_width: int = 600
+    display_width: int = 600  # the email's whole width: the most any image is shown at
 
     def error(self, message: str, source: Path) -> IssueError:
         """An IssueError about this image, located where the issue names it."""

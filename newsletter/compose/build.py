@@ -82,7 +82,7 @@ def image_refs(issue: Issue, tokens: list[Token]) -> list[ImageRef]:
     """Every image the issue shows, with the field or line that names it."""
     refs = []
     if issue.lead.image:
-        refs.append(ImageRef(issue.lead.image.src, field="lead.image.src"))
+        refs.append(ImageRef(issue.lead.image.src, "lead.image.src", None, EMAIL_WIDTH))
     refs += markdown.image_refs(tokens, issue.body_line)
     refs += [
         ImageRef(teaser.image.src, f"teasers.{index}.image.src", None, TEASER_IMAGE_WIDTH)

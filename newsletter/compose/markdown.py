@@ -199,7 +199,7 @@ def _lone_image(tokens: Sequence[Token], index: int) -> Token | None:
     return children[0] if len(children) == 1 and children[0].type == "image" else None
 
 
-def lone_button(children: Sequence[Token]) -> Button | None:
+def _lone_button(children: Sequence[Token]) -> Button | None:
     """The button if these inline tokens are one link titled "button" and nothing else."""
     if len(children) < 2 or children[0].type != "link_open" or children[-1].type != "link_close":
         return None
@@ -265,7 +265,7 @@ def render_blocks(tokens: Sequence[Token], assets: Mapping[str, Asset]) -> list[
 
     index = 0
     while index < len(tokens):
-        button = lone_button(_alone(tokens, index))
+        button = _lone_button(_alone(tokens, index))
         if button is not None:
             flush()
             blocks.append(button)
