@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
@@ -157,3 +157,19 @@ def test_an_unreadable_image_is_an_input_error(write_issue: WriteIssue, runner: 
     result = runner.invoke(app, ["build", str(folder)])
     assert result.exit_code == 2
     assert "issue.md:8" in result.stderr and "chart.png" in result.stderr
+
+
+def test_images_that_need_nothing_are_not_decoded(
+    pictures: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    load = ImageFile.ImageFile.load
+
+    def counting(image: ImageFile.ImageFile) -> object:
+        decoded.append(str(image.format))
+        return load(image)
+
+    _build(pictures)  # prepares the others once; they come from the cache from now on
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
+    _build(pictures)
+    assert "PNG" not in decoded  # small.png and the logo are only measured

@@ -52,6 +52,14 @@ def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
 
 
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1: upright). A PNG's EXIF is read only if it comes before the
+    pixels, so that measuring a PNG never decodes it."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    return int(image.getexif().get(_ORIENTATION, 1))
+
+
 def _plan(image: Image.Image, max_width: int, size_bytes: int) -> list[str]:
     """What the image needs, in words (empty: send it as it is)."""
     if image.format == "GIF" and getattr(image, "is_animated", False):
@@ -59,7 +67,7 @@ def _plan(image: Image.Image, max_width: int, size_bytes: int) -> list[str]:
     needs = []
     if image.format not in EMAIL_FORMATS:
         needs.append(f"converted from {image.format} (Outlook cannot show it)")
-    orientation = image.getexif().get(_ORIENTATION, 1)
+    orientation = _orientation(image)
     if orientation != 1:
         needs.append("turned upright (EXIF orientation)")
     width, height = image.size if orientation < 5 else image.size[::-1]
