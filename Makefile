@@ -62,10 +62,10 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check newsletter tests benchmarks
 	$(BIN)/ruff format --check newsletter tests benchmarks
 
-# Regenerate the README's screenshots of the web pages (needs chromium).
+# Regenerate the README's screenshots of the email and the web pages (needs chromium).
 screenshots: $(VENV)/.installed-test browser
 	mkdir -p docs/screenshots
-	NEWSLETTER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_web_browser.py tests/test_preview.py
+	NEWSLETTER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_web_browser.py tests/test_preview.py tests/test_images_browser.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/build.py

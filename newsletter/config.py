@@ -12,7 +12,15 @@ import dkim.crypto
 import nacl.encoding
 import nacl.exceptions
 import nacl.signing
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
+from babel import Locale, UnknownLocaleError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from newsletter.errors import ConfigError, Problem
 from newsletter.validation import (
@@ -38,13 +46,21 @@ class Sender(StrictModel):
 
 
 class Brand(StrictModel):
-    """Colours of the email; each a CSS colour such as '#1d6f5f'."""
+    """The email's look: colours (each a hex colour such as '#1d6f5f'), logo width, date format.
+
+    `dark_accent` is the accent in dark mode; without it, one is derived from `accent`.
+    `date_format` is Babel's "short", "medium", "long" or "full", or a CLDR pattern such as
+    "d MMMM y" ("24 November 2026"), written in the newsletter's language.
+    """
 
     accent: str = Field("#c2410c", pattern=r"^#[0-9a-fA-F]{6}$")
+    dark_accent: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
     text: str = Field("#1f2328", pattern=r"^#[0-9a-fA-F]{6}$")
     muted: str = Field("#5b636e", pattern=r"^#[0-9a-fA-F]{6}$")
     background: str = Field("#f3efe6", pattern=r"^#[0-9a-fA-F]{6}$")
     card: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$")
+    logo_width: int = Field(200, ge=16, le=600)
+    date_format: Text = "d MMMM y"
 
 
 def _host(value: str) -> str:
@@ -206,6 +222,17 @@ class Config(StrictModel):
                 "add an [[smtp]] table or use the outbox"
             )
         return self
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        try:
+            Locale.parse(value, sep="-")
+        except (ValueError, UnknownLocaleError):
+            raise ValueError(
+                f"unknown language '{value}': use a language code such as 'en', 'fr' or 'pt-BR'"
+            ) from None
+        return value
 
     def path(self, value: str) -> Path:
         """A path from the config, relative to the project root unless absolute."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 from collections.abc import Callable, Sequence
@@ -10,7 +11,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from newsletter.errors import Problem
 
@@ -71,6 +72,16 @@ def _domain(value: str) -> str:
     return domain
 
 
+def _iso_date(value: object) -> object:
+    """A date written as YYYY-MM-DD (YAML may give it already as a date)."""
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"'{value}' is not a date; write it as YYYY-MM-DD") from None
+
+
 def _rate(value: str) -> str:
     parse_rate(value)
     return value
@@ -97,6 +108,8 @@ Email = Annotated[str, AfterValidator(_email)]
 Domain = Annotated[str, AfterValidator(_domain)]
 #: A sending rate such as '10/s' or '3600/h'.
 Rate = Annotated[str, AfterValidator(_rate)]
+#: A calendar date written YYYY-MM-DD.
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 #: Text that must say something.
 Text = Annotated[str, AfterValidator(_text)]
 #: Text that must say something and fit on one header line.

@@ -38,7 +38,7 @@ def measure(page: Path, width: int) -> dict[str, float]:
         dom = subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--allow-file-access-from-files",
+             "--allow-file-access-from-files", "--hide-scrollbars",
              f"--user-data-dir={profile}", f"--window-size={width},900",
              "--virtual-time-budget=5000", "--dump-dom", frame.as_uri()],
             capture_output=True, text=True, timeout=60, check=True,

@@ -26,7 +26,8 @@ window.addEventListener("load", () => {
     cardImageBottom: img.getBoundingClientRect().bottom,
     cardTextTop: text.getBoundingClientRect().top,
     cardTextLeft: text.getBoundingClientRect().left,
-    bodyWidth: document.querySelector("div[role=article] > div").getBoundingClientRect().width,
+    bodyWidth: document.querySelector("div[role=article] > div:not(.nl-preheader)")
+      .getBoundingClientRect().width,
   }));
 });
 </script>"""

@@ -9,6 +9,7 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,7 +78,17 @@ def _texts(issue: Issue) -> Iterator[tuple[str, str]]:
 
 def text_findings(issue: Issue) -> Iterator[Finding]:
     """Leftover placeholders and runs of exclamation marks in any text of the issue."""
-    for where, text in _texts(issue):
+    return _placeholders_and_bangs(_texts(issue))
+
+
+def raw_text_findings(source: Path, text: str) -> Iterator[Finding]:
+    """The same, line by line, for an issue.md that does not load (so they are not hidden)."""
+    lines = enumerate(text.splitlines(), start=1)
+    return _placeholders_and_bangs((f"{source.name}:{number}", line) for number, line in lines)
+
+
+def _placeholders_and_bangs(texts: Iterable[tuple[str, str]]) -> Iterator[Finding]:
+    for where, text in texts:
         if match := _PLACEHOLDER.search(text):
             yield error_finding(
                 "placeholder-text",

@@ -77,10 +77,11 @@ def weight_findings(built: BuiltIssue, locate: Locator) -> Iterator[Finding]:
         if size > IMAGE_MAX_BYTES:
             yield warning_finding(
                 "large-image",
-                f"the image '{asset.src}' weighs {size / 1024 / 1024:.1f} MB; it loads slowly "
-                "on phones",
+                f"the image '{asset.src}' weighs {size / 1024 / 1024:.1f} MB even as prepared for "
+                "email; it loads slowly on phones",
                 locate.find(asset.url, "src"),
-                "resize it to at most twice its display width and compress it (under 1 MB)",
+                "use a lighter file (under 1 MB): build resizes and compresses still images, "
+                "but sends animated GIFs as they are",
             )
     total = image_bytes(built)
     if total > IMAGES_TOTAL_MAX_BYTES:
@@ -125,12 +126,19 @@ def _anchor(element: lxml.html.HtmlElement) -> tuple[str | None, str]:
 
 
 def template_links(page: Page, prepared: Prepared, locate: Locator) -> Iterator[Link]:
-    """Links of the final HTML that do not come from the Markdown body (checked on its own)."""
+    """Links of the final HTML that do not come from the Markdown body (checked on its own,
+    buttons included)."""
+    blocks = markdown.render_blocks(prepared.tokens, prepared.assets)
     prose = Counter(
         _anchor(a)
-        for block in markdown.render_blocks(prepared.tokens, prepared.assets)
+        for block in blocks
         if isinstance(block, markdown.Prose)
         for a in lxml.html.fragment_fromstring(block.html, create_parent="div").iter("a")
+    )
+    prose.update(
+        (restore(b.url), " ".join(restore(b.text).split()))
+        for b in blocks
+        if isinstance(b, markdown.Button)
     )
     for a in page.visible("a"):
         key = _anchor(a)

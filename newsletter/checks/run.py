@@ -1,9 +1,10 @@
-"""Running every check: `check_built` on a built issue, and `run_check`, the edge.
+"""Running every check: `issue_findings` and `check_built`, and `run_check`, the edge.
 
-`check_built` is pure analysis of a built issue: the model, the Markdown tokens, the images and
-the final HTML. `run_check` loads and builds the issue and turns load, validation and build
-problems into findings too; `load_config_for_check` does the same for a config missing only its
-postal address.
+`issue_findings` is pure analysis of the issue itself (the model and its Markdown tokens),
+`check_built` of the built email (the images and the final HTML). `run_check` loads and builds
+the issue and turns load, validation and build problems into findings too, still reporting
+what it can check when something else is wrong; `load_config_for_check` does the same for a
+config missing only its postal address.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jinja2 import Environment
+from markdown_it.token import Token
 
 from newsletter.checks.content import (
     alt_findings,
     link_findings,
     markdown_items,
+    raw_text_findings,
     subject_findings,
     text_findings,
 )
@@ -34,12 +37,26 @@ from newsletter.checks.findings import CheckReport, Finding, Level, error_findin
 from newsletter.checks.layout import check_layout
 from newsletter.checks.page import Locator, Page
 from newsletter.checks.spam import check_spam, ratio_findings, spam_findings
-from newsletter.compose.build import BuiltIssue, Prepared, build_issue, prepare
-from newsletter.compose.issues import load_issue
+from newsletter.compose.build import (
+    BuiltIssue,
+    Prepared,
+    link_problems,
+    parse_story,
+    prepare,
+    render_issue,
+)
+from newsletter.compose.issues import issue_file, load_issue
 from newsletter.compose.models import Issue
 from newsletter.compose.templates import make_environment
 from newsletter.config import CONFIG_NAME, Config, load_config
-from newsletter.errors import ConfigError, InputError, Problem, TemplateError, UnreadableIssueError
+from newsletter.errors import (
+    ConfigError,
+    InputError,
+    IssueError,
+    Problem,
+    TemplateError,
+    UnreadableIssueError,
+)
 
 #: What a newsletter.toml without a postal address is checked with (and reported).
 POSTAL_PLACEHOLDER = "(postal address missing)"
@@ -65,6 +82,8 @@ def _problem_code(problem: Problem) -> str:
     missing = text.startswith("required field is missing") or text == "must not be empty"
     if text.startswith("unknown field"):
         return "unknown-field"
+    if " is not a link: " in text:
+        return "bad-link"
     if "merge tag" in text:
         return "bad-merge-tag"
     if "image" in text:
@@ -85,7 +104,7 @@ def _problem_where(problem: Problem, error: InputError) -> str:
     if path is not None and (isinstance(error, ConfigError) or path.name == CONFIG_NAME):
         return f"{path.name}: {name}" if name else path.name
     if name:
-        return f"front matter: {name}"
+        return f"{path.name}:{line} ({name})" if path and line else f"front matter: {name}"
     if path is not None:
         return f"{path.name}:{line}" if line else path.name
     return "issue"
@@ -108,6 +127,19 @@ def problem_findings(error: InputError) -> list[Finding]:
 # --- all the checks -------------------------------------------------------------------------
 
 
+def issue_findings(issue: Issue, tokens: Sequence[Token]) -> list[Finding]:
+    """Every finding about the issue itself: its texts, alt texts and the story's links."""
+    links, images = markdown_items(issue, tokens)
+    broken = link_problems(issue, tokens)
+    return [
+        *subject_findings(issue),
+        *text_findings(issue),
+        *alt_findings(issue, images),
+        *(problem_findings(IssueError(*broken)) if broken else []),
+        *link_findings(links),
+    ]
+
+
 def check_built(
     issue: Issue,
     config: Config,
@@ -115,18 +147,14 @@ def check_built(
     built: BuiltIssue,
     env: Environment | None = None,
 ) -> list[Finding]:
-    """Every finding about a built issue (reads only the templates, to say where things are)."""
+    """Every finding about the built email (reads only the templates, to say where things are)."""
     page = Page(built.html)
     locate = Locator(issue, prepared, env or make_environment(config.root))
-    links, images = markdown_items(issue, prepared.tokens)
     return [
         *size_findings(built.html_bytes),
-        *subject_findings(issue),
-        *text_findings(issue),
-        *alt_findings(issue, images),
         *html_image_findings(page, prepared, locate),
         *weight_findings(built, locate),
-        *link_findings([*links, *template_links(page, prepared, locate)]),
+        *link_findings(template_links(page, prepared, locate)),
         *footer_findings(config, page),
         *css_findings(page, locate),
         *dark_mode_findings(page, locate),
@@ -160,27 +188,39 @@ def run_check(
     render: bool = False,
     config_findings: Sequence[Finding] = (),
 ) -> CheckReport:
-    """Load, build and check an issue; UnreadableIssueError if issue.md cannot be read at all."""
+    """Load, build and check an issue; UnreadableIssueError if issue.md cannot be read at all.
+
+    Whatever can still be checked is: an issue that does not load still has its lines checked
+    for placeholders, and one that does not build still has its texts and links checked.
+    """
     report = CheckReport(list(config_findings))
     built = None
     try:
         issue = load_issue(issue_dir)
-        env = make_environment(config.root)
-        prepared = prepare(issue, config)
-        built = build_issue(issue, config, env, prepared)
     except UnreadableIssueError:
         raise
     except InputError as exc:
         report.findings += problem_findings(exc)
+        source = issue_file(issue_dir)
+        report.findings += raw_text_findings(source, source.read_text(encoding="utf-8"))
     else:
-        report.findings += check_built(issue, config, prepared, built, env)
-        report.html_bytes = built.html_bytes
-        report.text_bytes = len(built.text.encode("utf-8"))
-        report.image_bytes = image_bytes(built)
+        report.findings += issue_findings(issue, parse_story(issue))
+        try:
+            env = make_environment(config.root)
+            prepared = prepare(issue, config)
+            built = render_issue(issue, config, env, prepared)
+        except InputError as exc:
+            report.findings += problem_findings(exc)
+        else:
+            report.findings += check_built(issue, config, prepared, built, env)
+            report.html_bytes = built.html_bytes
+            report.text_bytes = len(built.text.encode("utf-8"))
+            report.image_bytes = image_bytes(built)
     if render and built is not None:
         report.findings += check_layout(built)
     if spam:
         report.spam = check_spam(built, config)
         report.findings += spam_findings(report.spam)
+    report.findings = list(dict.fromkeys(report.findings))  # each finding once
     report.findings.sort(key=lambda finding: finding.level is not Level.ERROR)
     return report

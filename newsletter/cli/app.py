@@ -93,6 +93,7 @@ def build(
                 "html_bytes": built.html_bytes,
                 "text_bytes": len(built.text.encode("utf-8")),
                 "images": len(built.assets),
+                "images_prepared": list(built.prepared_images),
                 "warnings": list(built.warnings),
             }
         )
@@ -105,6 +106,8 @@ def build(
         console.out.print(f"  plain text:    {files['index.txt']}")
         console.out.print(f"  MJML source:   {files['index.mjml']}")
         console.out.print(f"  local preview: {files['preview.html']}  (open this in a browser)")
+        for note in built.prepared_images:
+            console.out.print(f"  image for email: {escape(note)}")
     if strict and built.warnings:
         raise typer.Exit(1)
 

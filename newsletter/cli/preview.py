@@ -18,7 +18,7 @@ from newsletter.compose.build import build_issue, local_preview
 from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
 from newsletter.publish.writer import write_build
-from newsletter.web.preview import PreviewSession, create_app
+from newsletter.web.preview import PreviewSession, create_app, listening_socket
 from newsletter.web.server import uvicorn_config
 
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
@@ -27,19 +27,26 @@ IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding i
 @reports_errors
 def preview(
     issue_dir: IssueArgument,
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8025,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1 (a free one if it is taken).")
+    ] = 8025,
     open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Serve a live preview on 127.0.0.1: desktop and phone side by side, text, findings."""
     load_config(config, start=issue_dir)  # fail early, with the usual message, on a bad config
-    url = f"http://127.0.0.1:{port}/"
+    sock = listening_socket(port)
+    bound = int(sock.getsockname()[1])
+    if bound != port:
+        console.err.print(f"Port {port} is in use by another program; using port {bound} instead.")
+    url = f"http://127.0.0.1:{bound}/"
     console.err.print(f"Previewing {issue_dir} at {url} (Ctrl-C to stop); it rebuilds on change.")
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     app = create_app(PreviewSession(issue_dir, config))
-    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, 30.0, log_level="warning"))
-    server.run()
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", bound, 30.0, log_level="warning"))
+    with sock:
+        server.run(sockets=[sock])
     if not server.started:
         raise typer.Exit(1)
 

@@ -1,4 +1,4 @@
-"""Images an issue uses: local files found, measured and given their published URL."""
+"""Images an issue uses: local files found, prepared for email and given their published URL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+from newsletter.compose.imaging import EmailImage, UnreadableImage, email_image
 from newsletter.errors import IssueError, Problem
 
 MAX_IMAGE_SIDE = 10_000  # pixels; an email is about 600 wide, a retina image twice that
@@ -19,7 +20,11 @@ MAX_IMAGE_PIXELS = 40_000_000
 
 @dataclass(frozen=True)
 class Asset:
-    """An image as the email references it. `file` and `dest` are set for local images."""
+    """An image as the email references it. `file` and `dest` are set for local images.
+
+    For a local image, `file` is what the email links to: the editor's file, or the copy made
+    for email (`changes` says what was done) with its own width and height.
+    """
 
     src: str
     url: str
@@ -27,6 +32,7 @@ class Asset:
     height: int | None = None
     file: Path | None = None
     dest: str | None = None
+    changes: tuple[str, ...] = ()
 
     @property
     def size_bytes(self) -> int | None:
@@ -36,11 +42,13 @@ class Asset:
 
 @dataclass(frozen=True)
 class ImageRef:
-    """Where an issue mentions an image: its src and the field or line naming it."""
+    """Where an issue mentions an image: its src, the field or line naming it, and how wide
+    (in CSS pixels) the email shows it at most."""
 
     src: str
     field: str | None = None
     line: int | None = None
+    display_width: int = 600  # the email's whole width: the most any image is shown at
 
     def error(self, message: str, source: Path) -> IssueError:
         """An IssueError about this image, located where the issue names it."""
@@ -85,33 +93,69 @@ def _measure(file: Path, ref: ImageRef, source: Path) -> tuple[int, int]:
         raise _too_large(file, ref, source, "a decompression bomb (too many pixels)") from None
     except (UnidentifiedImageError, OSError):
         raise ref.error(
-            f"'{file.name}' is not an image Pillow can read; use PNG, JPEG or GIF", source
+            f"'{file.name}' is not an image Pillow can read; use JPEG, PNG, GIF, WebP or AVIF",
+            source,
         ) from None
     if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
         raise _too_large(file, ref, source, f"{width:,} x {height:,} pixels")
     return width, height
 
 
-def resolve_images(
-    refs: Iterable[ImageRef], folder: Path, source: Path, base_url: str, prefix: str = "images"
-) -> dict[str, Asset]:
-    """Resolve each referenced image once: remote ones as they are, local ones measured.
+def _prepare(file: Path, ref: ImageRef, source: Path, max_width: int, cache: Path) -> EmailImage:
+    """The image ready for email, once its header shows a sane size."""
+    _measure(file, ref, source)
+    try:
+        return email_image(file, max_width, cache)
+    except UnreadableImage:
+        raise ref.error(
+            f"'{file.name}' is not an image Pillow can read; use JPEG, PNG, GIF, WebP or AVIF",
+            source,
+        ) from None
 
-    A local file `folder/images/a.png` (or `folder/a.png`) is published as `prefix/a.png`,
-    that is at `base_url + prefix/a.png`.
+
+def resolve_images(
+    refs: Iterable[ImageRef],
+    folder: Path,
+    source: Path,
+    base_url: str,
+    cache: Path,
+    prefix: str = "images",
+) -> dict[str, Asset]:
+    """Resolve each referenced image once: remote ones as they are, local ones prepared;
+    IssueError naming every image that is missing or unreadable.
+
+    A local image is prepared for email (`imaging.email_image`) at twice the widest it is shown,
+    for sharp pictures on high-density screens; copies go into `cache`. A local file
+    `folder/images/a.png` (or `folder/a.png`) is published as `prefix/a.png`, that is at
+    `base_url + prefix/a.png` (another extension if it was converted).
     """
-    assets: dict[str, Asset] = {}
+    refs = list(refs)
+    widest: dict[str, int] = {}
     for ref in refs:
-        if ref.src in assets:
+        widest[ref.src] = max(widest.get(ref.src, 0), ref.display_width)
+    assets: dict[str, Asset] = {}
+    problems: list[Problem] = []
+    failed: set[str] = set()
+    for ref in refs:
+        if ref.src in assets or ref.src in failed:
             continue
         if is_remote(ref.src):
             assets[ref.src] = Asset(ref.src, ref.src)
             continue
-        file = _local_file(folder, ref, source)
-        width, height = _measure(file, ref, source)
+        try:
+            file = _local_file(folder, ref, source)
+            image = _prepare(file, ref, source, 2 * widest[ref.src], cache)
+        except IssueError as exc:
+            problems += exc.problems
+            failed.add(ref.src)
+            continue
         parts = PurePosixPath(ref.src).parts
         inner = parts[1:] if parts[0] == "images" and len(parts) > 1 else parts
-        dest = str(PurePosixPath(prefix, *inner))
+        dest = str(PurePosixPath(prefix, *inner).with_suffix(image.suffix))
         url = base_url + quote(dest)
-        assets[ref.src] = Asset(ref.src, url, width, height, file, dest)
+        assets[ref.src] = Asset(
+            ref.src, url, image.width, image.height, image.file, dest, image.changes
+        )
+    if problems:
+        raise IssueError(*problems)
     return assets

@@ -1,22 +1,27 @@
 """The build pipeline: issue → Jinja2 renders MJML → mjml-python → premailer → HTML + text.
 
-Every stage is a function of plain data. The one step that reads the disk is `prepare`, which
-measures the issue's images; the caller (CLI, benchmark, tests) decides where output goes.
+Every stage is a function of plain data. The one step that touches the disk is `prepare`, which
+reads the issue's images and prepares them for email (into a cache folder); the caller (CLI,
+benchmark, tests) decides where output goes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+from babel.dates import format_date
 from jinja2 import Environment
 from markdown_it.token import Token
 from markupsafe import Markup
+from pydantic import BaseModel
 
 from newsletter.compose import markdown
 from newsletter.compose.assets import Asset, ImageRef, resolve_images
+from newsletter.compose.colours import dark_variant
 from newsletter.compose.compiler import compile_mjml
 from newsletter.compose.inline import inline_css
 from newsletter.compose.mergetags import MergeTag, fill, protect, restore, sentinel
@@ -24,12 +29,19 @@ from newsletter.compose.models import Issue
 from newsletter.compose.templates import make_environment, render
 from newsletter.compose.text import References, body_text, wrap
 from newsletter.config import CONFIG_NAME, Config
+from newsletter.errors import IssueError, Problem
 
 #: Gmail clips messages whose HTML is larger than this.
 GMAIL_CLIP_BYTES = 102 * 1024
 #: `build` warns from this size on, to leave room before the clip.
 WARN_BYTES = 90 * 1024
 TEXT_TEMPLATE = "issue.txt.j2"
+#: The email's width, and so the hero image's.
+EMAIL_WIDTH = 600
+#: The widest a teaser image is shown: the whole card on a phone just under 480 px, less padding.
+TEASER_IMAGE_WIDTH = 432
+#: Where images prepared for email are kept between builds, inside the project.
+IMAGE_CACHE = Path("build", ".image-cache")
 
 
 @dataclass(frozen=True)
@@ -60,49 +72,83 @@ class BuiltIssue:
         """Size of the HTML as sent (UTF-8)."""
         return len(self.html.encode("utf-8"))
 
+    @property
+    def prepared_images(self) -> tuple[str, ...]:
+        """What was done to each image to make it fit for email: 'a.jpg: resized …, 3 MB → …'."""
+        return tuple(f"{a.src}: {', '.join(a.changes)}" for a in self.assets if a.changes)
+
 
 def image_refs(issue: Issue, tokens: list[Token]) -> list[ImageRef]:
     """Every image the issue shows, with the field or line that names it."""
     refs = []
     if issue.lead.image:
-        refs.append(ImageRef(issue.lead.image.src, field="lead.image.src"))
+        refs.append(ImageRef(issue.lead.image.src, "lead.image.src", None, EMAIL_WIDTH))
     refs += markdown.image_refs(tokens, issue.body_line)
     refs += [
-        ImageRef(teaser.image.src, field=f"teasers.{index}.image.src")
+        ImageRef(teaser.image.src, f"teasers.{index}.image.src", None, TEASER_IMAGE_WIDTH)
         for index, teaser in enumerate(issue.teasers)
         if teaser.image
     ]
     return refs
 
 
+def parse_story(issue: Issue) -> list[Token]:
+    """The story's Markdown tokens, merge tags protected."""
+    return markdown.parse_body(protect(issue.body))
+
+
 def prepare(issue: Issue, config: Config) -> Prepared:
-    """Parse the story and find and measure its images (the pipeline's only disk reads)."""
-    tokens = markdown.parse_body(protect(issue.body))
+    """Parse the story, find its images and prepare them for email (the only disk access)."""
+    tokens = parse_story(issue)
     base = config.issue_url(issue.slug)
-    assets = resolve_images(image_refs(issue, tokens), issue.folder, issue.source, base)
+    cache = config.root / IMAGE_CACHE
+    refs = image_refs(issue, tokens)
+    assets = resolve_images(refs, issue.folder, issue.source, base, cache)
     logo = None
     if config.logo:
-        ref = ImageRef(config.logo, field="logo")
+        ref = ImageRef(config.logo, "logo", None, config.brand.logo_width)
         source = config.root / CONFIG_NAME
-        logo = resolve_images([ref], config.root, source, base, prefix="images/brand")[config.logo]
+        logo = resolve_images([ref], config.root, source, base, cache, "images/brand")[config.logo]
     return Prepared(tokens, assets, logo)
 
 
-def long_date(day: dt.date) -> str:
-    """The date as the email and the archive show it: '24 November 2026'."""
-    return f"{day.day} {day:%B %Y}"
+def long_date(day: dt.date, config: Config) -> str:
+    """The date as the email and the archive show it, in the brand's format and the
+    newsletter's language: '24 November 2026', '24 novembre 2026'."""
+    return format_date(day, config.brand.date_format, locale=config.language.replace("-", "_"))
+
+
+#: Front-matter fields shown as running text, which get the story's typography.
+SHOWN_TEXTS = frozenset({"title", "byline", "credit", "caption", "text", "label", "summary"})
+
+
+Shown = TypeVar("Shown", bound=BaseModel)
+
+
+def typographic_copy(model: Shown) -> Shown:
+    """A copy of a front-matter model whose shown texts have typographic quotes and dashes
+    (URLs, alt texts and anything else stay as written)."""
+    update: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            update[name] = typographic_copy(value)
+        elif isinstance(value, str) and name in SHOWN_TEXTS:
+            update[name] = markdown.typographic(value)
+    return model.model_copy(update=update)
 
 
 def _context(issue: Issue, config: Config, prepared: Prepared) -> dict[str, Any]:
     return {
         "config": config,
         "brand": config.brand,
+        "dark_accent": config.brand.dark_accent or dark_variant(config.brand.accent),
         "issue": issue,
-        "lead": issue.lead,
-        "teasers": issue.teasers,
+        "lead": typographic_copy(issue.lead),
+        "teasers": [typographic_copy(teaser) for teaser in issue.teasers],
         "subject": protect(issue.subject),
         "preheader": protect(issue.preheader),
-        "date": long_date(issue.date),
+        "date": long_date(issue.date, config),
         "logo": prepared.logo,
         "asset": prepared.assets.__getitem__,
         "merge": lambda field: sentinel(MergeTag(field)),
@@ -142,10 +188,30 @@ def size_warnings(html_bytes: int) -> list[str]:
     return []
 
 
+def link_problems(issue: Issue, tokens: Sequence[Token]) -> list[Problem]:
+    """A problem for each link of the story that cannot become a link, naming its line."""
+    return [
+        Problem(
+            f"'{restore(broken.written)}' is not a link: {broken.reason}", issue.source, broken.line
+        )
+        for broken in markdown.broken_links(tokens, issue.body_line)
+    ]
+
+
 def build_issue(
     issue: Issue, config: Config, env: Environment | None = None, prepared: Prepared | None = None
 ) -> BuiltIssue:
-    """Build an issue into HTML, text and MJML, each with merge tags left as placeholders."""
+    """Build an issue; IssueError if a link of the story cannot become a link."""
+    prepared = prepared or prepare(issue, config)
+    if problems := link_problems(issue, prepared.tokens):
+        raise IssueError(*problems)
+    return render_issue(issue, config, env, prepared)
+
+
+def render_issue(
+    issue: Issue, config: Config, env: Environment | None = None, prepared: Prepared | None = None
+) -> BuiltIssue:
+    """Render an issue into HTML, text and MJML, each with merge tags left as placeholders."""
     env = env or make_environment(config.root)
     prepared = prepared or prepare(issue, config)
     mjml_source = render_mjml(issue, config, prepared, env)

@@ -15,6 +15,9 @@ import premailer
 from newsletter.errors import BuildError
 
 DOCTYPE = "<!doctype html>"
+#: premailer would copy CSS `width: 100%` and `height: auto` over MJML's pixel `width` and
+#: `height` attributes, which Outlook needs to size images; MJML sets those attributes itself.
+KEEP_ATTRIBUTES = ["width", "height"]
 
 
 def inline_css(document: str) -> str:
@@ -29,6 +32,7 @@ def inline_css(document: str) -> str:
             remove_classes=False,
             disable_validation=True,
             cssutils_logging_level=logging.CRITICAL,
+            disable_basic_attributes=KEEP_ATTRIBUTES,
         ).transform()
     except Exception as exc:  # premailer raises bare lxml and cssutils errors
         raise BuildError(f"CSS inlining failed: {exc}") from exc

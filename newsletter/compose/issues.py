@@ -22,14 +22,24 @@ class _AliasRefused(yaml.MarkedYAMLError):
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML's safe loader without aliases: a few bytes of `&a [*a, *a]` nest into billions
-    of nodes (the "billion laughs"), and front matter never needs them."""
+    """YAML's safe loader without aliases, leaving dates as text.
+
+    Aliases are refused: a few bytes of `&a [*a, *a]` nest into billions of nodes (the
+    "billion laughs"), and front matter never needs them. Dates stay text so the model reads
+    them, and a wrong one such as 2026-13-24 is reported on its field instead of failing
+    inside YAML."""
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             raise _AliasRefused(problem="alias", problem_mark=mark)
         return super().compose_node(parent, index)
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def _split(text: str, path: Path) -> tuple[str, str, int]:
@@ -128,9 +138,14 @@ def parse_issue(text: str, source: Path) -> Issue:
     )
 
 
+def issue_file(folder: Path) -> Path:
+    """`folder/issue.md`, or `folder` itself when it is the file."""
+    return folder if folder.is_file() else folder / ISSUE_FILE
+
+
 def load_issue(folder: Path) -> Issue:
     """Read and validate `folder/issue.md` (a path to issue.md itself is accepted too)."""
-    source = folder if folder.is_file() else folder / ISSUE_FILE
+    source = issue_file(folder)
     if not source.is_file():
         hint = "create it with 'newsletter new TITLE'" if not folder.exists() else "add it"
         raise UnreadableIssueError(Problem(f"no {ISSUE_FILE} here; {hint}", source))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from newsletter.validation import HeaderText, StrictModel, Text, WebUrl
+from newsletter.validation import HeaderText, IsoDate, StrictModel, Text, WebUrl
 
 MAX_TEASERS = 20
 
@@ -54,7 +53,7 @@ class FrontMatter(StrictModel):
 
     subject: HeaderText
     preheader: Text
-    date: dt.date
+    date: IsoDate
     lead: Lead
     teasers: list[Teaser] = Field(default_factory=list)
     template: str = "issue.mjml.j2"

@@ -14,7 +14,7 @@ import nh3
 from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 
-from newsletter.compose.markdown import is_decorative, split_title
+from newsletter.compose.markdown import is_button, is_decorative, split_title
 from newsletter.compose.mergetags import TAG, restore
 
 WIDTH = 72
@@ -63,7 +63,7 @@ class _Writer:
         parts = []
         for child in node.children:
             kind = child.type
-            if kind == "text":
+            if kind in ("text", "broken_link"):
                 parts.append(child.content)
             elif kind == "softbreak":
                 parts.append(" ")
@@ -83,6 +83,11 @@ class _Writer:
 
     def paragraph(self, node: SyntaxTreeNode, indent: str, first: str | None = None) -> str:
         inline = node.children[0]
+        if len(inline.children) == 1 and inline.children[0].type == "link":
+            link = inline.children[0]
+            if is_button(link.attrs.get("title")):
+                cited = self.refs.cite(self.inline(link).strip(), str(link.attrs["href"]))
+                return wrap(f">> {cited}", indent, first)
         if len(inline.children) == 1 and inline.children[0].type == "image":
             image = inline.children[0]
             title = str(image.attrs.get("title") or "") or None
@@ -115,9 +120,43 @@ class _Writer:
             return textwrap.indent(node.content.rstrip("\n"), indent + "    ")
         if kind == "hr":
             return f"{indent}{'-' * 20}"
+        if kind == "table":
+            return self.table(node, indent)
         if kind == "html_block":
             return wrap(_strip_html(node.content), indent)
         return "\n\n".join(self.blocks(node.children, indent))
+
+    def table(self, node: SyntaxTreeNode, indent: str) -> str:
+        """Columns padded to line up (right-aligned ones to the right); a table too wide for a
+        line becomes `Header: value` lines, one group per row."""
+        rows = [tr.children for section in node.children for tr in section.children]
+        right = [cell.attrs.get("align") == "right" for cell in rows[0]]
+        texts = [
+            [
+                " ".join(self.inline(cell.children[0]).split()) if cell.children else ""
+                for cell in row
+            ]
+            for row in rows
+        ]
+        header, body = texts[0], texts[1:]
+        widths = [max(len(row[i]) for row in texts if i < len(row)) for i in range(len(header))]
+        if len(indent) + sum(widths) + 3 * (len(widths) - 1) <= WIDTH:
+            lines = [
+                " | ".join(
+                    text.rjust(width) if flush else text.ljust(width)
+                    for text, width, flush in zip(row, widths, right, strict=False)
+                )
+                for row in texts
+            ]
+            lines.insert(1, "-+-".join("-" * width for width in widths))
+            return "\n".join(indent + line.rstrip() for line in lines)
+        records = [
+            "\n".join(
+                wrap(f"{name}: {value}", indent) for name, value in zip(header, row, strict=False)
+            )
+            for row in body
+        ]
+        return "\n\n".join(records)
 
     def list(self, node: SyntaxTreeNode, indent: str) -> str:
         start = int(node.attrs.get("start", 1) or 1)

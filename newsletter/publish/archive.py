@@ -53,11 +53,8 @@ class Entry:
     preheader: str
     date: dt.date
     email: str  # the email as a web copy (the feed's content)
-
-    @property
-    def long_date(self) -> str:
-        """The date as the email shows it."""
-        return long_date(self.date)
+    #: The date as the email shows it.
+    long_date: str
 
 
 @dataclass(frozen=True)
@@ -104,6 +101,7 @@ def _entry(built: BuiltIssue, issue: Issue, config: Config) -> Entry:
         preheader=fill(impersonal(built.preheader), values),
         date=issue.date,
         email=fill(built.html, values, is_html=True),
+        long_date=long_date(issue.date, config),
     )
 
 

@@ -78,7 +78,7 @@ def issue_page(
         "blocks": blocks,
         "subject": subject,
         "description": description,
-        "date": long_date(issue.date),
+        "date": long_date(issue.date, config),
         "url": config.issue_url(issue.slug),
         "home": f"{config.base_url.rstrip('/')}/",
         "hero": hero,

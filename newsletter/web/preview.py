@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +150,25 @@ class PreviewSession:
         built = self.snapshot.built
         assets = built.assets if built else ()
         return next((a.file for a in assets if a.dest == f"images/{path}" and a.file), None)
+
+
+def listening_socket(port: int, host: str = "127.0.0.1") -> socket.socket:
+    """A socket bound to host:port or, when another program holds that port, to a free one
+    (read it back with `getsockname`). Binding it here, before anything is printed, means the
+    address announced is the one served."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            sock.bind((host, 0))
+    except OSError as exc:
+        sock.close()
+        raise NewsletterError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
 
 
 def _subscriber(request: Request) -> int | None:

@@ -1,0 +1,148 @@
+"""Local images made ready for email: upright, no wider than needed, in a format Outlook shows.
+
+The one module that encodes images (Pillow). The editor's files are only read; what is written
+goes into a cache folder, one file per (content, width) pair, so a second build finds it there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from newsletter.errors import NewsletterError
+
+#: Formats every mail client shows; anything else (WebP, AVIF, HEIC, TIFF...) is converted.
+EMAIL_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif"}
+#: Files lighter than this that need no other change are left as they are.
+HEAVY_BYTES = 200 * 1024
+JPEG_QUALITY = 82
+#: Changes whenever the processing below changes, so older cached files are not reused.
+RECIPE = f"1:q{JPEG_QUALITY}"
+_ORIENTATION = 0x0112
+#: Written in the cache when the original is kept, so the decision is not taken again.
+_KEEP = ".keep"
+
+
+class UnreadableImage(Exception):
+    """Pillow cannot read the file."""
+
+
+@dataclass(frozen=True)
+class EmailImage:
+    """The file an email links to, its size in pixels, and what was done to the original."""
+
+    file: Path
+    width: int
+    height: int
+    suffix: str
+    changes: tuple[str, ...] = ()
+
+
+def _fingerprint(data: bytes, max_width: int) -> str:
+    return hashlib.sha256(data + f"|{max_width}|{RECIPE}".encode()).hexdigest()[:32]
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1: upright). A PNG's EXIF is read only if it comes before the
+    pixels, so that measuring a PNG never decodes it."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    return int(image.getexif().get(_ORIENTATION, 1))
+
+
+def _plan(image: Image.Image, max_width: int, size_bytes: int) -> list[str]:
+    """What the image needs, in words (empty: send it as it is)."""
+    if image.format == "GIF" and getattr(image, "is_animated", False):
+        return []  # animated GIFs are sent as they are: every mail client plays or stills them
+    needs = []
+    if image.format not in EMAIL_FORMATS:
+        needs.append(f"converted from {image.format} (Outlook cannot show it)")
+    orientation = _orientation(image)
+    if orientation != 1:
+        needs.append("turned upright (EXIF orientation)")
+    width, height = image.size if orientation < 5 else image.size[::-1]
+    if width > max_width:
+        needs.append(f"resized from {width} x {height} px to at most {max_width} px wide")
+    if not needs and size_bytes > HEAVY_BYTES:
+        needs.append("compressed")
+    return needs
+
+
+def _encode(image: Image.Image, max_width: int) -> tuple[bytes, str]:
+    """The image upright, at most `max_width` wide: PNG for drawings and transparency, JPEG for
+    the rest (photos), without the original's metadata (such as where a photo was taken)."""
+    as_png = image.format in ("PNG", "GIF") or _has_alpha(image)
+    icc = image.info.get("icc_profile")
+    upright = ImageOps.exif_transpose(image)
+    if upright.mode not in ("RGB", "RGBA", "L", "LA"):
+        upright = upright.convert("RGBA" if _has_alpha(upright) else "RGB")
+    if upright.width > max_width:
+        height = max(1, round(upright.height * max_width / upright.width))
+        upright = upright.resize((max_width, height), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    if as_png:
+        upright.save(buffer, "PNG", optimize=True, icc_profile=icc)
+        return buffer.getvalue(), ".png"
+    upright.convert("RGB").save(
+        buffer, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True, icc_profile=icc
+    )
+    return buffer.getvalue(), ".jpg"
+
+
+def _store(cache: Path, name: str, data: bytes) -> Path:
+    """Write `cache/name` atomically (a half-written file is never found by a later build)."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=cache, prefix=".tmp-")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, cache / name)
+    except OSError as exc:
+        raise NewsletterError(f"cannot write the image cache {cache}: {exc.strerror}") from None
+    return cache / name
+
+
+def _prepared(file: Path, source_format: str | None, copy: Path, changes: list[str]) -> EmailImage:
+    """The copy for email; it keeps the original's extension unless its format changed."""
+    same = EMAIL_FORMATS.get(source_format or "") == copy.suffix
+    with Image.open(copy) as image:
+        width, height = image.size
+    weight = f"{file.stat().st_size / 1024:.0f} KB → {copy.stat().st_size / 1024:.0f} KB"
+    suffix = file.suffix if same else copy.suffix
+    return EmailImage(copy, width, height, suffix, (*changes, weight))
+
+
+def email_image(file: Path, max_width: int, cache: Path) -> EmailImage:
+    """`file` ready for email at most `max_width` px wide; the original if it needs nothing.
+
+    Raise UnreadableImage if Pillow cannot read it.
+    """
+    data = file.read_bytes()
+    key = _fingerprint(data, max_width)
+    hit = next(iter(sorted(cache.glob(f"{key}.*"))), None)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            source_format, size = image.format, image.size
+            needs = _plan(image, max_width, len(data))
+            encoded, suffix = _encode(image, max_width) if needs and not hit else (b"", "")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        raise UnreadableImage(str(file)) from None
+    if not needs or (hit and hit.suffix == _KEEP):
+        return EmailImage(file, *size, file.suffix)
+    if hit:
+        return _prepared(file, source_format, hit, needs)
+    if needs == ["compressed"] and len(encoded) >= len(data):
+        _store(cache, key + _KEEP, b"")
+        return EmailImage(file, *size, file.suffix)
+    return _prepared(file, source_format, _store(cache, key + suffix, encoded), needs)
