@@ -104,12 +104,17 @@ def prepare(issue: Issue, config: Config) -> Prepared:
     cache = config.root / IMAGE_CACHE
     refs = image_refs(issue, tokens)
     assets = resolve_images(refs, issue.folder, issue.source, base, cache)
-    logo = None
-    if config.logo:
-        ref = ImageRef(config.logo, "logo", None, config.brand.logo_width)
-        source = config.root / CONFIG_NAME
-        logo = resolve_images([ref], config.root, source, base, cache, "images/brand")[config.logo]
-    return Prepared(tokens, assets, logo)
+    return Prepared(tokens, assets, logo_asset(config, base))
+
+
+def logo_asset(config: Config, base: str) -> Asset | None:
+    """The configured logo, prepared for email and published under `base` at images/brand/."""
+    if not config.logo:
+        return None
+    ref = ImageRef(config.logo, "logo", None, config.brand.logo_width)
+    source, cache = config.root / CONFIG_NAME, config.root / IMAGE_CACHE
+    found = resolve_images([ref], config.root, source, base, cache, "images/brand")
+    return found[config.logo]
 
 
 def long_date(day: dt.date, config: Config) -> str:

@@ -18,12 +18,13 @@ from pathlib import Path
 from feedgen.feed import FeedGenerator
 from jinja2 import Environment
 
-from newsletter.compose.assets import Asset, ImageRef, resolve_images
+from newsletter.compose.assets import Asset
 from newsletter.compose.build import (
     BuiltIssue,
     Prepared,
     archive_values,
     build_issue,
+    logo_asset,
     long_date,
     prepare,
 )
@@ -31,7 +32,7 @@ from newsletter.compose.issues import ISSUE_FILE
 from newsletter.compose.mergetags import fill
 from newsletter.compose.models import Issue
 from newsletter.compose.templates import make_environment, render
-from newsletter.config import CONFIG_NAME, Config
+from newsletter.config import Config
 from newsletter.errors import BuildError, InputError, IssueError, Problem
 from newsletter.publish.pages import Neighbour, impersonal, issue_page
 from newsletter.publish.writer import copy_file, staged
@@ -107,12 +108,7 @@ def _entry(built: BuiltIssue, issue: Issue, config: Config) -> Entry:
 
 def site_logo(config: Config) -> Asset | None:
     """The logo as the site publishes it (at images/brand/), or its https URL."""
-    if not config.logo:
-        return None
-    home = f"{config.base_url.rstrip('/')}/"
-    ref = ImageRef(config.logo, field="logo")
-    found = resolve_images([ref], config.root, config.root / CONFIG_NAME, home, "images/brand")
-    return found[config.logo]
+    return logo_asset(config, f"{config.base_url.rstrip('/')}/")
 
 
 def _neighbour(entry: Entry | None) -> Neighbour | None:
