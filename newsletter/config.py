@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import tomllib
+import zoneinfo
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from newsletter.errors import ConfigError, Problem
 from newsletter.validation import Email, HeaderText, Rate, StrictModel, Text, WebUrl, problems_from
@@ -68,6 +69,33 @@ class Web(StrictModel):
     max_body_bytes: int = Field(8192, ge=512)
 
 
+def _zone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"'{name}' is not a time zone; write it like Europe/Paris or UTC"
+        ) from None
+    return name
+
+
+class Schedule(StrictModel):
+    """`send --at` and `newsletter worker`: the time zone of given times, and how late is late."""
+
+    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    grace_minutes: float = Field(60, ge=0)
+    poll_seconds: float = Field(10, gt=0, le=3600)
+
+
+class Publish(StrictModel):
+    """`newsletter publish`: where the site goes, a folder or a command (`{site}` is the site)."""
+
+    folder: str | None = None
+    command: str | None = None
+    timeout: float = Field(600, gt=0)
+    check_urls: bool = True
+
+
 class Dkim(StrictModel):
     """DKIM signing: the private key file lives outside the repository."""
 
@@ -93,6 +121,8 @@ class Config(StrictModel):
     smtp: list[SmtpServer] = Field(default_factory=list)
     dkim: Dkim | None = None
     web: Web = Web()
+    schedule: Schedule = Schedule()
+    publish: Publish = Publish()
     root: Path = Field(Path("."), exclude=True)
 
     def path(self, value: str) -> Path:

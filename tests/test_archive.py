@@ -42,6 +42,7 @@ def issues(example: Path, write_issue: Callable[..., Path]) -> dict[str, str]:
         subject: '{{ subscriber.first_name | default("friend") }}, a second look at <things> & more'
         preheader: "Tags <b>stay</b> text"
         date: 2026-12-08
+        publish: true
         lead:
           title: "A second headline"
           image:
@@ -61,6 +62,7 @@ def issues(example: Path, write_issue: Callable[..., Path]) -> dict[str, str]:
         subject: "The first one: {LONG_WORD}"
         preheader: "Where it all began"
         date: 2026-10-01
+        publish: true
         lead:
           title: "The first headline"
         """,
@@ -204,7 +206,7 @@ def test_an_issue_that_fails_is_named_and_nothing_is_written(
 ) -> None:
     from conftest import MINIMAL_FRONT
 
-    folder = write_issue(front=MINIMAL_FRONT + extra, slug="broken")
+    folder = write_issue(front="publish: true\n" + MINIMAL_FRONT + extra, slug="broken")
     result = runner.invoke(app, ["archive"])
     assert result.exit_code == 2
     assert f"Error: {folder / 'issue.md'}" in result.stderr

@@ -18,10 +18,14 @@ from newsletter import __version__
 from newsletter.cli import archive as cli_archive
 from newsletter.cli import check as cli_check
 from newsletter.cli import console
+from newsletter.cli import init as cli_init
 from newsletter.cli import preview as cli_preview
+from newsletter.cli import publish as cli_publish
 from newsletter.cli import send as cli_send
 from newsletter.cli import serve as cli_serve
+from newsletter.cli import worker as cli_worker
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
+from newsletter.cli.later import schedule_app
 from newsletter.cli.subscribers import subscribers_app
 from newsletter.compose.build import build_issue, local_preview
 from newsletter.compose.issues import load_issue
@@ -100,6 +104,10 @@ def build(
 
 
 app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(schedule_app, name="schedule")
+app.command()(cli_worker.worker)
+app.command()(cli_publish.publish)
+app.command()(cli_init.init)
 app.command()(cli_send.send)
 app.command()(cli_send.status)
 app.command()(cli_send.unsubscribe)

@@ -11,7 +11,9 @@ from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
-from newsletter.publish.archive import build_archive, find_issues, write_archive
+from newsletter.deliver.db import connect
+from newsletter.deliver.history import sent_issues
+from newsletter.publish.archive import build_archive, find_issues, publishable, write_archive
 
 
 @reports_errors
@@ -23,10 +25,11 @@ def archive(
     json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Write the web archive: a page per issue, an index newest first and an Atom feed."""
+    """Write the web archive: a page per sent (or ready, publish: true) issue, index and feed."""
     settings = load_config(config)
     issues = [load_issue(folder) for folder in find_issues(settings.root)]
-    built = build_archive(settings, issues)
+    sent = sent_issues(connect(settings.path(settings.database)))
+    built = build_archive(settings, publishable(issues, sent))
     site = write_archive(built, out or settings.path(settings.web.site))
     count, index, feed = len(built.entries), site / "index.html", site / "feed.xml"
     if json:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +12,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from newsletter.checks.gate import needs_url_check, send_gate, url_gate
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.compose.build import build_issue
+from newsletter.cli.confirm import confirm_send
+from newsletter.cli.later import schedule_send
+from newsletter.cli.overview import print_overview
+from newsletter.compose.build import BuiltIssue, build_issue
 from newsletter.compose.issues import load_issue
 from newsletter.config import Config, load_config
 from newsletter.deliver.db import connect
+from newsletter.deliver.history import record_override
 from newsletter.deliver.ledger import Ledger
 from newsletter.deliver.message import DkimKey, MessageFactory, Recipient
 from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send_issue
@@ -181,6 +187,34 @@ class _Rate(TextColumn):
         return f"{speed:.0f}/s" if speed else "…/s"
 
 
+def deliver(
+    settings: Config,
+    built: BuiltIssue,
+    transport: str,
+    *,
+    tag: str | None = None,
+    rate: float | None = None,
+    connections: int | None = None,
+    resend_uncertain: bool = False,
+    on_start: Callable[[SendReport], None] = lambda report: None,
+    on_progress: Callable[[SendReport], None] = lambda report: None,
+) -> SendReport:
+    """Send a built issue to every pending subscriber now (no questions asked)."""
+    factory = MessageFactory(built, settings, signer_for(settings), dkim_key=_dkim_key(settings))
+    ledger = Ledger(connect(settings.path(settings.database)), built.slug)
+    lanes = make_lanes(settings, transport, built.slug, rate=rate, connections=connections)
+    _open(lanes)
+    try:
+        return send_issue(
+            factory, ledger, _store(settings), lanes, settings.sender.address,
+            tag=tag, resend_uncertain=resend_uncertain, policy=_policy(settings),
+            on_start=on_start, on_progress=on_progress,
+        )  # fmt: skip
+    finally:
+        for lane in lanes:
+            lane.transport.close()
+
+
 @reports_errors
 def send(
     issue_dir: IssueArgument,
@@ -206,6 +240,24 @@ def send(
         bool,
         typer.Option(help="Also resend copies whose server reply was lost in a crash."),
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send despite check errors (recorded in the ledger).")
+    ] = False,
+    skip_url_check: Annotated[
+        bool,
+        typer.Option(
+            "--skip-url-check", help="Do not check that published images and links answer."
+        ),
+    ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="Send later, at this time: '2026-12-04 07:00' (newsletter worker)."
+        ),
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="Time zone of --at (default: [schedule] timezone).")
+    ] = None,
     json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -219,49 +271,54 @@ def send(
         per_second = parse_rate(rate) if rate else None
     except ValueError as exc:
         raise InputError(Problem(str(exc), field="--rate")) from None
+    if test:
+        built = build_issue(issue, settings)
+        if issue.status == "draft":
+            built = replace(built, subject=f"[DRAFT] {built.subject}")
+        factory = MessageFactory(
+            built, settings, signer_for(settings), test=True, dkim_key=_dkim_key(settings)
+        )
+        lanes = make_lanes(
+            settings, transport, issue.slug, rate=per_second, connections=connections
+        )
+        _test_send(factory, lanes, _store(settings), test, settings.sender.address, json)
+        return
+    overridden = send_gate(issue_dir, settings, force=force)
+    for error in overridden:
+        console.warning(f"sent despite a check error (--force): {escape(error)}")
+    if at is not None:
+        schedule_send(
+            settings, issue, at, tz, tag=tag, force=force, skip=skip_url_check, as_json=json
+        )
+        return
     built = build_issue(issue, settings)
     for warning in built.warnings:
         console.warning(escape(warning))
-    signer = signer_for(settings)
-    envelope_from = settings.sender.address
-    lanes = make_lanes(settings, transport, issue.slug, rate=per_second, connections=connections)
-    store = _store(settings)
-    if test:
-        factory = MessageFactory(built, settings, signer, test=True, dkim_key=_dkim_key(settings))
-        _test_send(factory, lanes, store, test, envelope_from, json)
-        return
-    factory = MessageFactory(built, settings, signer, dkim_key=_dkim_key(settings))
-    ledger = Ledger(connect(settings.path(settings.database)), issue.slug)
     if dry_run:
+        factory = MessageFactory(
+            built, settings, signer_for(settings), dkim_key=_dkim_key(settings)
+        )
+        ledger = Ledger(connect(settings.path(settings.database)), issue.slug)
         _dry_run(factory, ledger, tag, resend_uncertain, transport, json)
         return
-    count = ledger.count_pending(tag, resend_uncertain, unqueued=True)
+    if needs_url_check(settings, transport) and not skip_url_check:
+        url_gate(built, settings)
     if not yes:
-        if not sys.stdin.isatty():
-            raise InputError(Problem("no terminal to confirm on; add --yes to send"))
-        console.err.print(
-            f"Subject: [bold]{escape(built.subject)}[/]\n"
-            f"Recipients: {count}{f' (tag {tag})' if tag else ''}\nTransport: {transport}"
-        )
-        if not typer.confirm("Send now?"):
-            raise typer.Exit(1)
-    _open(lanes)
+        confirm_send(settings, built, tag, resend_uncertain, transport)
+    if overridden:
+        record_override(connect(settings.path(settings.database)), issue.slug, overridden)
     progress = Progress(
         TextColumn("Sending"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(),
         console=console.err, disable=json or not console.err.is_terminal,
     )  # fmt: skip
     task = progress.add_task("send", total=None)
-    try:
-        with progress:
-            report = send_issue(
-                factory, ledger, store, lanes, envelope_from,
-                tag=tag, resend_uncertain=resend_uncertain, policy=_policy(settings),
-                on_start=lambda r: progress.update(task, total=r.pending),
-                on_progress=lambda r: progress.update(task, completed=r.done),
-            )  # fmt: skip
-    finally:
-        for lane in lanes:
-            lane.transport.close()
+    with progress:
+        report = deliver(
+            settings, built, transport, tag=tag, rate=per_second, connections=connections,
+            resend_uncertain=resend_uncertain,
+            on_start=lambda r: progress.update(task, total=r.pending),
+            on_progress=lambda r: progress.update(task, completed=r.done),
+        )  # fmt: skip
     if json:
         console.print_json(_summary(report))
     else:
@@ -273,8 +330,17 @@ def send(
 
 
 @reports_errors
-def status(issue_dir: IssueArgument, json: JsonOption = False, config: ConfigOption = None) -> None:
-    """Show the delivery ledger of an issue: counts per status and the problems."""
+def status(
+    issue_dir: Annotated[
+        Path | None, typer.Argument(help="An issue folder (default: list every issue).")
+    ] = None,
+    json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Every issue's state; with an issue, its delivery ledger: counts and problems."""
+    if issue_dir is None:
+        print_overview(load_config(config), json)
+        return
     settings = load_config(config, start=issue_dir)
     slug = issue_dir.resolve().name if issue_dir.is_dir() else issue_dir.resolve().parent.name
     ledger = Ledger(connect(settings.path(settings.database)), slug)

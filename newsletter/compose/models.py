@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -56,6 +57,10 @@ class FrontMatter(StrictModel):
     lead: Lead
     teasers: list[Teaser] = Field(default_factory=list)
     template: str = "issue.mjml.j2"
+    #: `draft` is never sent nor published; `new` writes it. Issues without one are ready.
+    status: Literal["draft", "ready"] = "ready"
+    #: A ready issue with `publish: true` is in the archive before it is sent.
+    publish: bool = False
 
 
 class Issue(FrontMatter):

@@ -62,6 +62,18 @@ def find_issues(root: Path) -> list[Path]:
     return sorted(source.parent for source in (root / "issues").glob(f"*/{ISSUE_FILE}"))
 
 
+def publishable(issues: list[Issue], sent: set[str]) -> list[Issue]:
+    """The issues the public may see: sent to subscribers, or `ready` with `publish: true`.
+
+    A draft never is, even one that was sent before it was turned back into a draft.
+    """
+    return [
+        issue
+        for issue in issues
+        if issue.status != "draft" and (issue.slug in sent or issue.publish)
+    ]
+
+
 def _build(issue: Issue, config: Config, env: Environment) -> BuiltIssue:
     """Build one issue; an error that does not say which issue it was in is made to."""
     try:

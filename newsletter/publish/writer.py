@@ -11,6 +11,9 @@ from pathlib import Path
 from newsletter.compose.build import BuiltIssue
 from newsletter.errors import NewsletterError
 
+#: Output folders are readable by everyone (a web server serves them), writable by their owner.
+FOLDER_MODE = 0o755
+
 
 class WriteError(NewsletterError):
     """An output folder could not be written."""
@@ -25,6 +28,7 @@ def staged(out: Path, what: str) -> Iterator[Path]:
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(FOLDER_MODE)  # mkdtemp makes it 0700, which a web server cannot read
     try:
         yield staging
         _swap_into_place(staging, out)
