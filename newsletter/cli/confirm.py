@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 from rich.markup import escape
 
@@ -40,7 +38,7 @@ def confirm_send(
     config: Config, built: BuiltIssue, tag: str | None, uncertain: bool, transport: str
 ) -> None:
     """Show what is about to go out and ask; exit 1 on no, InputError without a terminal."""
-    if not sys.stdin.isatty():
+    if not console.interactive():
         raise InputError(Problem("no terminal to confirm on; add --yes to send"))
     ledger = Ledger(connect(config.path(config.database)), built.slug)
     count = ledger.count_pending(tag, uncertain, unqueued=True)

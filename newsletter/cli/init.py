@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +23,7 @@ _QUESTIONS = {
 
 def _ask(values: dict[str, str | None]) -> dict[str, str]:
     missing = [key for key, value in values.items() if not value]
-    if missing and not sys.stdin.isatty():
+    if missing and not console.interactive():
         flags = ", ".join("--" + key.replace("_", "-") for key in missing)
         raise InputError(Problem(f"no terminal to ask on; give {flags}"))
     return {key: value or typer.prompt(_QUESTIONS[key]) for key, value in values.items()}
