@@ -76,7 +76,7 @@ def test_times_are_read_in_the_given_zone() -> None:
     due = parse_local_time("2026-12-04 07:00", "Europe/Paris")
     assert due.astimezone(dt.UTC) == START
     assert parse_local_time("2026-07-01T07:00", "Europe/Paris").utcoffset() == dt.timedelta(hours=2)
-    with pytest.raises(InputError, match="--at.*write it like 2026-12-04 07:00"):
+    with pytest.raises(InputError, match=r"--at.*write it like 2026-12-04 07:00"):
         parse_local_time("next friday", "UTC")
     with pytest.raises(InputError, match="'Mars/Olympus' is not a time zone"):
         parse_local_time("2026-12-04 07:00", "Mars/Olympus")

@@ -32,8 +32,8 @@ def test_every_issue_with_its_state(
     readers = SubscriberStore.open(project / "newsletter.db")
     for name in ("ada", "alan"):
         readers.add(f"{name}@example.com", name.title())
-    for name, status in [("a-draft", "draft"), ("b-ready", "ready"), ("c-sent", "ready"),
-                         ("d-later", "ready"), ("e-claimed", "ready"), ("f-half", "ready")]:  # fmt: skip
+    for name in ["a-draft", "b-ready", "c-sent", "d-later", "e-claimed", "f-half"]:
+        status = "draft" if name == "a-draft" else "ready"
         write_issue(front=FRONT.format(name=name, status=status), slug=name)
     (project / "issues" / "g-broken").mkdir()
     (project / "issues" / "g-broken" / "issue.md").write_text("no front matter\n")
