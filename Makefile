@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := issues/2026-11-24-france-welcomes-chechen-refugees
 
-.PHONY: demo test browser lint screenshots bench clean
+.PHONY: demo test test-fast browser lint screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check newsletter tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# The fast lane: everything but the slow end-to-end test that installs the wheel in a new venv.
+test-fast: $(VENV)/.installed-test browser
+	$(BIN)/ruff check newsletter tests benchmarks
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # The browser tests use Debian's chromium and `check --spam` SpamAssassin: installed where we can
 # (root with apt-get), else those tests are skipped with the reason.

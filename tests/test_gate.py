@@ -92,7 +92,7 @@ def test_force_sends_and_the_ledger_keeps_what_was_overridden(
     folder = issue("todo", body=TODO_BODY)
     code, _, err = run(runner, "send", str(folder), "--yes", "--force")
     assert code == 0, err
-    assert "sent despite a check error (--force)" in err
+    assert "check error overridden by --force" in err
     assert len(outbox(project, folder.name)) == 2
     [errors] = overrides(connect(project / "newsletter.db"), folder.name)
     assert errors == ["issue.md:9: placeholder-text: leftover placeholder 'TODO'"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -30,15 +31,19 @@ def _relative(config: Config, folder: Path) -> str:
     return str(folder.relative_to(root)) if folder.is_relative_to(root) else str(folder)
 
 
-def schedule_send(
-    config: Config, issue: Issue, at: str, tz: str | None, *, tag: str | None, force: bool,
-    skip: bool, as_json: bool,
-) -> Scheduled:  # fmt: skip
-    """Record a send of `issue` at local time `at`; the worker sends it."""
+def due_time(config: Config, at: str, tz: str | None) -> tuple[dt.datetime, str]:
+    """The time `--at` names, in the zone of `--tz` or the config, and that zone's name."""
     zone = tz or config.schedule.timezone
-    due = parse_local_time(at, zone)
+    return parse_local_time(at, zone), zone
+
+
+def schedule_send(
+    config: Config, issue: Issue, due: tuple[dt.datetime, str], asked: dt.datetime, *,
+    tag: str | None, force: bool, skip: bool, as_json: bool,
+) -> Scheduled:  # fmt: skip
+    """Record a send of `issue` at `due` (time, zone), which must be later than `asked`."""
     row = _store(config).add(
-        issue.slug, _relative(config, issue.folder), due, zone, utc_clock(),
+        issue.slug, _relative(config, issue.folder), due[0], due[1], asked,
         tag=tag, force=force, skip_url_check=skip,
     )  # fmt: skip
     if as_json:

@@ -16,7 +16,7 @@ from newsletter.checks.gate import needs_url_check, send_gate, url_gate
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.cli.confirm import confirm_send
-from newsletter.cli.later import schedule_send
+from newsletter.cli.later import due_time, schedule_send
 from newsletter.cli.overview import print_overview
 from newsletter.compose.build import BuiltIssue, build_issue
 from newsletter.compose.issues import load_issue
@@ -29,6 +29,7 @@ from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send
 from newsletter.deliver.subscribers import SubscriberStore, normalize_email
 from newsletter.deliver.tokens import signer_for
 from newsletter.deliver.transports import DeliveryError
+from newsletter.deliver.worker import utc_clock
 from newsletter.errors import ConfigError, InputError, Problem
 from newsletter.validation import parse_rate
 
@@ -262,8 +263,10 @@ def send(
     config: ConfigOption = None,
 ) -> None:
     """Send an issue to every active subscriber who has not had it yet."""
+    asked = utc_clock()  # a time given with --at must be later than when the command ran
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
+    due = due_time(settings, at, tz) if at is not None else None
     transport = transport or settings.sending.transport
     if transport not in ("outbox", "smtp"):
         raise InputError(Problem(f"unknown transport '{transport}'; use outbox or smtp"))
@@ -285,10 +288,10 @@ def send(
         return
     overridden = send_gate(issue_dir, settings, force=force)
     for error in overridden:
-        console.warning(f"sent despite a check error (--force): {escape(error)}")
-    if at is not None:
+        console.warning(f"check error overridden by --force: {escape(error)}")
+    if due is not None:
         schedule_send(
-            settings, issue, at, tz, tag=tag, force=force, skip=skip_url_check, as_json=json
+            settings, issue, due, asked, tag=tag, force=force, skip=skip_url_check, as_json=json
         )
         return
     built = build_issue(issue, settings)

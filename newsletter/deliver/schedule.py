@@ -23,6 +23,9 @@ from newsletter.errors import InputError, Problem
 
 #: What the `--at` option accepts (ISO 8601 without a zone: the zone comes separately).
 TIME_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+#: A time this little in the past is still taken (it passed while the command started up) and
+#: sent at once; anything earlier is refused as a mistake.
+LATE_START = dt.timedelta(minutes=1)
 #: States of a schedule that may still send.
 OPEN = ("scheduled", "sending")
 
@@ -103,8 +106,9 @@ class ScheduleStore:
         force: bool = False,
         skip_url_check: bool = False,
     ) -> Scheduled:
-        """Record a send of `issue` at `due_at`; InputError if it is already scheduled."""
-        if due_at <= now:
+        """Record a send of `issue` at `due_at`; InputError if it is already scheduled or
+        `due_at` is more than LATE_START before `now`."""
+        if due_at < now - LATE_START:
             raise InputError(Problem("that time is in the past; give a later one", field="--at"))
         if self.open_for(issue):
             raise InputError(
