@@ -136,7 +136,7 @@ def test_archive_publishes_sent_and_ready_to_publish_issues_never_drafts(
         "friend, the sent issue",
         "friend, the early issue",
     ]
-    assert "3 issues" in out
+    assert "Archived 3 issues" in out and "left out: 3 (drafts" in out
 
 
 def test_the_confirmation_shows_what_a_reader_sees(

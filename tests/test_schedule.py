@@ -93,9 +93,9 @@ def test_a_schedule_is_in_the_future_and_one_per_issue(project: Path) -> None:
     store(project).cancel(row.id, START)
     with pytest.raises(InputError, match="is cancelled"):
         store(project).cancel(row.id, START)
-    assert [row.issue for row in store(project).list()] == ["just-passed"]
+    assert [row.issue for row in store(project).listing()] == ["just-passed"]
     schedule(project, "a", START + dt.timedelta(hours=2))
-    statuses = [(r.issue, r.status) for r in store(project).list(every=True)]
+    statuses = [(r.issue, r.status) for r in store(project).listing(every=True)]
     assert statuses == [("just-passed", "scheduled"), ("a", "cancelled"), ("a", "scheduled")]
 
 
@@ -147,7 +147,7 @@ def test_two_workers_send_a_due_issue_exactly_once(project: Path) -> None:
     for thread in threads:
         thread.join(timeout=10)
     assert calls == ["a"]
-    [row] = store(project).list(every=True)
+    [row] = store(project).listing(every=True)
     assert row.status == "sent" and row.result.startswith("sent 3, deferred 0, failed 0")
     for worker in workers:  # restarted later: nothing to do
         assert worker.run_due() == 0
@@ -168,7 +168,7 @@ def test_a_worker_starting_late_reports_instead_of_sending(project: Path) -> Non
     assert "newsletter send issues/old" in lines[0]
     assert worker.run_due() == 1
     assert calls == ["recent"]
-    statuses = {row.issue: row.status for row in store(project).list(every=True)}
+    statuses = {row.issue: row.status for row in store(project).listing(every=True)}
     assert statuses == {"old": "missed", "recent": "sent"}
 
 
@@ -185,7 +185,7 @@ def test_a_refused_send_fails_its_schedule_and_the_worker_goes_on(project: Path)
 
     worker = Worker(config, send, clock=Clock(START + dt.timedelta(minutes=5)))
     assert worker.run_due() == 2
-    rows = {row.issue: row for row in store(project).list(every=True)}
+    rows = {row.issue: row for row in store(project).listing(every=True)}
     assert rows["bad"].status == "failed" and "is a draft" in rows["bad"].result
     assert rows["good"].status == "sent"
 
@@ -206,7 +206,7 @@ def test_a_restarted_worker_finishes_a_send_without_repeating_anyone(
     clock.advance(minutes=6)
     assert worker.run_due() == 1
     assert outbox_count(project, example.name) == 5
-    [row] = store(project).list(every=True)
+    [row] = store(project).listing(every=True)
     assert row.status == "sent" and "skipped 2 already sent" in row.result
 
 
@@ -230,6 +230,8 @@ def test_send_at_then_list_status_and_cancel(
     assert "Nothing is scheduled." in runner.invoke(app, ["schedule", "list"]).stdout
     past = runner.invoke(app, ["send", str(example), "--at", "2001-01-01 07:00"])
     assert past.exit_code == 2 and "in the past" in past.stderr
+    both = runner.invoke(app, ["send", str(example), "--at", "2099-01-01 07:00", "--dry-run"])
+    assert both.exit_code == 2 and "leave out --dry-run" in both.stderr
 
 
 def test_send_at_uses_the_configured_time_zone(
@@ -267,4 +269,4 @@ def test_serve_s_worker_thread_sends_when_due_and_stops(project: Path, example: 
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert outbox_count(project, example.name) == 3
-    assert store(project).list(every=True)[0].status == "sent"
+    assert store(project).listing(every=True)[0].status == "sent"

@@ -34,9 +34,15 @@ def archive(
     count, index, feed = len(built.entries), site / "index.html", site / "feed.xml"
     if json:
         console.print_json(
-            {"issues": count, "out": str(site), "index": str(index), "feed": str(feed)}
-        )
+            {"issues": count, "left_out": len(issues) - count, "out": str(site),
+             "index": str(index), "feed": str(feed)}
+        )  # fmt: skip
         return
     console.out.print(f"Archived {count} {'issue' if count == 1 else 'issues'} into {site}")
+    if len(issues) > count:
+        console.out.print(
+            f"  left out: {len(issues) - count} (drafts, and issues neither sent nor marked "
+            "'publish: true')"
+        )
     console.out.print(f"  index: {index}  (publish the folder at base_url)")
     console.out.print(f"  feed:  {feed}")

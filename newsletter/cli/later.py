@@ -75,7 +75,7 @@ def list_schedules(
     config: ConfigOption = None,
 ) -> None:
     """The scheduled sends, soonest first."""
-    rows = _store(load_config(config)).list(every=every)
+    rows = _store(load_config(config)).listing(every=every)
     if json:
         console.print_json([_as_json(row) for row in rows])
         return

@@ -16,7 +16,7 @@ from newsletter.publish.archive import find_issues
 
 def issue_statuses(config: Config) -> dict[str, str]:
     """Each issue folder's front-matter status (`unreadable` if it cannot be loaded)."""
-    statuses = {}
+    statuses: dict[str, str] = {}
     for folder in find_issues(config.root):
         try:
             statuses[folder.name] = load_issue(folder).status

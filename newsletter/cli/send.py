@@ -266,6 +266,8 @@ def send(
     asked = utc_clock()  # a time given with --at must be later than when the command ran
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
+    if at is not None and (dry_run or test):
+        raise InputError(Problem("--at schedules a real send; leave out --dry-run and --test"))
     due = due_time(settings, at, tz) if at is not None else None
     transport = transport or settings.sending.transport
     if transport not in ("outbox", "smtp"):

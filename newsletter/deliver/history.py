@@ -73,7 +73,7 @@ def describe(status: str, done: Delivered | None, schedule: Scheduled | None) ->
 def states(conn: sqlite3.Connection, statuses: dict[str, str]) -> dict[str, str]:
     """The state of each issue (slug → front-matter status) after the database's records."""
     done = delivered(conn)
-    schedules = {row.issue: row for row in ScheduleStore(conn).list()}
+    schedules = {row.issue: row for row in ScheduleStore(conn).listing()}
     return {
         slug: describe(status, done.get(slug), schedules.get(slug))
         for slug, status in statuses.items()

@@ -135,7 +135,7 @@ class ScheduleStore:
             raise InputError(Problem(f"there is no schedule number {schedule_id}"))
         return _row(row)
 
-    def list(self, *, every: bool = False) -> list[Scheduled]:
+    def listing(self, *, every: bool = False) -> list[Scheduled]:
         """Open schedules (or `every` one), soonest first."""
         where = "" if every else f"WHERE status IN {OPEN!r}"
         rows = self.conn.execute(f"SELECT {_COLUMNS} FROM schedules {where} ORDER BY due_at, id")

@@ -120,6 +120,9 @@ class Worker:
         """Report missed schedules, then send what is due every poll until `stop` is set."""
         self.start()
         while True:
-            self.run_due()
+            try:
+                self.run_due()
+            except NewsletterError as exc:  # the database is locked or gone: say so, try again
+                self.report(f"cannot read the schedules: {exc}")
             if stop.wait(self.config.schedule.poll_seconds):
                 return
