@@ -270,3 +270,17 @@ def test_serve_s_worker_thread_sends_when_due_and_stops(project: Path, example: 
     assert not thread.is_alive()
     assert outbox_count(project, example.name) == 3
     assert store(project).listing(every=True)[0].status == "sent"
+
+
+def test_worker_once_sends_what_is_due_and_reports_it(
+    runner: CliRunner, project: Path, example: Path
+) -> None:
+    add_readers(project, 2)
+    now = dt.datetime.now(dt.UTC)
+    store(project).add(example.name, f"issues/{example.name}", now - dt.timedelta(seconds=30),
+                       "UTC", now)  # fmt: skip
+    result = runner.invoke(app, ["worker", "--once"])
+    assert result.exit_code == 0, result.stderr
+    assert f"sending {example.name}" in result.stderr
+    assert f"sent: {example.name}: sent 2, deferred 0, failed 0" in result.stderr
+    assert outbox_count(project, example.name) == 2

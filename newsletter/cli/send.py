@@ -276,8 +276,10 @@ def send(
         per_second = parse_rate(rate) if rate else None
     except ValueError as exc:
         raise InputError(Problem(str(exc), field="--rate")) from None
+    built = build_issue(issue, settings)
+    for warning in built.warnings:
+        console.warning(escape(warning))
     if test:
-        built = build_issue(issue, settings)
         if issue.status == "draft":
             built = replace(built, subject=f"[DRAFT] {built.subject}")
         factory = MessageFactory(
@@ -296,9 +298,6 @@ def send(
             settings, issue, due, asked, tag=tag, force=force, skip=skip_url_check, as_json=json
         )
         return
-    built = build_issue(issue, settings)
-    for warning in built.warnings:
-        console.warning(escape(warning))
     if dry_run:
         factory = MessageFactory(
             built, settings, signer_for(settings), dkim_key=_dkim_key(settings)
