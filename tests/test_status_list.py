@@ -32,7 +32,7 @@ def test_every_issue_with_its_state(
     readers = SubscriberStore.open(project / "newsletter.db")
     for name in ("ada", "alan"):
         readers.add(f"{name}@example.com", name.title())
-    for name in ["a-draft", "b-ready", "c-sent", "d-later", "e-claimed", "f-half"]:
+    for name in ["a-draft", "b-ready", "c-sent", "d-later", "e-claimed", "f-half", "h-missed"]:
         status = "draft" if name == "a-draft" else "ready"
         write_issue(front=FRONT.format(name=name, status=status), slug=name)
     (project / "issues" / "g-broken").mkdir()
@@ -45,6 +45,9 @@ def test_every_issue_with_its_state(
     schedules.add("d-later", "issues/d-later", due, "Europe/Paris", now)
     schedules.add("e-claimed", "issues/e-claimed", now + dt.timedelta(seconds=1), "UTC", now)
     assert schedules.claim_due("w", now + dt.timedelta(seconds=2), dt.timedelta(minutes=5))
+    long_ago = dt.datetime(2020, 3, 1, 8, 0, tzinfo=dt.UTC)
+    schedules.add("h-missed", "issues/h-missed", long_ago, "UTC", long_ago - dt.timedelta(days=1))
+    schedules.mark_missed(now, dt.timedelta(hours=1))
     half = Ledger(conn, "f-half")
     half.enqueue()
     half.mark(next(half.pending()).subscriber_id, "sent", "250 OK")
@@ -60,6 +63,8 @@ def test_every_issue_with_its_state(
         "e-claimed": "sending",
         "f-half": "sending (1 sent, 1 to go)",
         "g-broken": "unreadable (run newsletter check on it)",
+        "h-missed": "ready; the send scheduled for 2020-03-01 08:00 UTC missed: "
+        "not sent: the worker was not running at the time",
     }
     table = runner.invoke(app, ["status"], terminal_width=120)
     assert "a-draft" in table.stdout and "scheduled for 2099-12-04 07:00 CET" in table.stdout

@@ -58,22 +58,30 @@ def overrides(conn: sqlite3.Connection, issue: str) -> list[list[str]]:
 
 
 def describe(status: str, done: Delivered | None, schedule: Scheduled | None) -> str:
-    """An issue's state in a few words: draft, ready, scheduled for …, sending, sent on … to N."""
+    """An issue's state in a few words: draft, ready, scheduled for …, sending, sent on … to N.
+
+    `schedule` is the issue's latest schedule, if any; one that missed or failed is mentioned
+    while the issue has not been sent.
+    """
+    when = f"{schedule.local_due:%Y-%m-%d %H:%M %Z}" if schedule else ""
     if schedule is not None and schedule.status == "sending":
         return "sending"
-    if schedule is not None:
-        return f"scheduled for {schedule.local_due:%Y-%m-%d %H:%M %Z}"
+    if schedule is not None and schedule.status == "scheduled":
+        return f"scheduled for {when}"
     if done is not None and done.pending:
         return f"sending ({done.sent} sent, {done.pending} to go)"
     if done is not None and done.sent and done.last_sent:
         return f"sent on {done.last_sent:%Y-%m-%d %H:%M} UTC to {done.sent}"
+    if schedule is not None and schedule.status in ("missed", "failed"):
+        return f"{status}; the send scheduled for {when} {schedule.status}: {schedule.result}"
     return status
 
 
 def states(conn: sqlite3.Connection, statuses: dict[str, str]) -> dict[str, str]:
     """The state of each issue (slug → front-matter status) after the database's records."""
     done = delivered(conn)
-    schedules = {row.issue: row for row in ScheduleStore(conn).listing()}
+    every = sorted(ScheduleStore(conn).listing(every=True), key=lambda row: row.id)
+    schedules = {row.issue: row for row in every}  # the latest of each issue
     return {
         slug: describe(status, done.get(slug), schedules.get(slug))
         for slug, status in statuses.items()
