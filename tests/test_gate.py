@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,6 +97,10 @@ def test_force_sends_and_the_ledger_keeps_what_was_overridden(
     assert len(outbox(project, folder.name)) == 2
     [errors] = overrides(connect(project / "newsletter.db"), folder.name)
     assert errors == ["issue.md:9: placeholder-text: leftover placeholder 'TODO'"]
+    status = json.loads(runner.invoke(app, ["status", str(folder), "--json"]).stdout)
+    assert status["forced_past"] == [errors] and status["counts"]["sent"] == 2
+    shown = runner.invoke(app, ["status", str(folder)]).stdout
+    assert "Sent with --force past: issue.md:9: placeholder-text" in shown
 
 
 def test_a_test_send_of_a_draft_says_so_in_the_subject(

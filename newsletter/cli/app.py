@@ -56,7 +56,9 @@ def new(
     day = date.date() if date else dt.date.today()
     folder = new_issue(title, settings.root / "issues", settings.root, day)
     console.out.print(f"Created {folder / 'issue.md'}")
-    console.out.print(f"Next: edit it, then run: newsletter build {folder}")
+    console.out.print(
+        f"Next: write it, set 'status: ready' when it is done, then: newsletter check {folder}"
+    )
 
 
 @app.command()

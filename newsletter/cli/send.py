@@ -22,7 +22,7 @@ from newsletter.compose.build import BuiltIssue, build_issue
 from newsletter.compose.issues import load_issue
 from newsletter.config import Config, load_config
 from newsletter.deliver.db import connect
-from newsletter.deliver.history import record_override
+from newsletter.deliver.history import overrides, record_override
 from newsletter.deliver.ledger import Ledger
 from newsletter.deliver.message import DkimKey, MessageFactory, Recipient
 from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send_issue
@@ -349,10 +349,15 @@ def status(
     slug = issue_dir.resolve().name if issue_dir.is_dir() else issue_dir.resolve().parent.name
     ledger = Ledger(connect(settings.path(settings.database)), slug)
     counts, problems = ledger.counts(), ledger.problems()
+    forced = overrides(ledger.conn, slug)
     if json:
-        console.print_json({"issue": slug, "counts": counts, "problems": problems})
+        console.print_json(
+            {"issue": slug, "counts": counts, "problems": problems, "forced_past": forced}
+        )
         return
     console.out.print(f"{slug}: " + ", ".join(f"{status} {n}" for status, n in counts.items()))
+    for errors in forced:
+        console.out.print(f"Sent with --force past: {escape('; '.join(errors))}")
     if counts["sending"]:
         console.out.print(
             f"{counts['sending']} uncertain (the process stopped while the server was "
