@@ -39,6 +39,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command()(cli_init.init)
 
 
 @app.command()
@@ -109,7 +110,6 @@ app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(schedule_app, name="schedule")
 app.command()(cli_worker.worker)
 app.command()(cli_publish.publish)
-app.command()(cli_init.init)
 app.command()(cli_send.send)
 app.command()(cli_send.status)
 app.command()(cli_send.unsubscribe)
