@@ -3,6 +3,7 @@ and a send that stops when the published images do not answer."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
@@ -19,7 +20,10 @@ from typer.testing import CliRunner
 
 from newsletter.checks.urls import published_urls, unreachable
 from newsletter.cli.app import app
+from newsletter.cli.worker import send_scheduled
+from newsletter.config import load_config
 from newsletter.deliver.subscribers import SubscriberStore
+from newsletter.deliver.worker import Worker
 
 
 def mode(path: Path) -> int:
@@ -244,3 +248,26 @@ def test_skip_url_check_sends_anyway(
         code, _, err = run(runner, "send", str(example), "--yes", "--skip-url-check")
         assert code == 0, err
         assert sink.count == 1
+
+
+def test_scheduling_warns_about_unpublished_images_and_the_worker_enforces_it(
+    runner: CliRunner, project: Path, example: Path, tmp_path: Path
+) -> None:
+    SubscriberStore.open(project / "newsletter.db").add("ada@example.com", "Ada")
+    www = tmp_path / "www"
+    www.mkdir()
+    sink = Sink()
+    with serving_folder(www) as base, running_sink(sink) as port:
+        (project / "newsletter.toml").write_text(smtp_config(base, port, www))
+        code, out, err = run(runner, "send", str(example), "--at", "2099-01-01 07:00")
+        assert code == 0, err
+        assert "8 image(s) or link(s) under base_url do not answer yet" in err
+        assert "Scheduled" in out
+        later = dt.datetime(2099, 1, 1, 7, 1, tzinfo=dt.UTC)
+        worker = Worker(
+            load_config(project / "newsletter.toml"), send_scheduled, clock=lambda: later
+        )
+        assert worker.run_due() == 1
+        assert sink.count == 0
+        code, out, _ = run(runner, "schedule", "list", "--all", "--json")
+        assert '"status": "failed"' in out and "does not answer: HTTP 404" in out

@@ -10,8 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from newsletter.checks.urls import published_urls, unreachable
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
+from newsletter.compose.build import BuiltIssue
 from newsletter.compose.models import Issue
 from newsletter.config import Config, load_config
 from newsletter.deliver.db import connect
@@ -54,6 +56,17 @@ def schedule_send(
             f"(schedule {row.id}). It goes out when 'newsletter worker' (or serve) is running."
         )
     return row
+
+
+def warn_unpublished(config: Config, built: BuiltIssue) -> None:
+    """Warn (only) about published files that do not answer yet: they may be by the due time."""
+    missing = unreachable(published_urls(built.html, config.base_url))
+    if missing:
+        console.warning(
+            f"{len(missing)} image(s) or link(s) under base_url do not answer yet, such as "
+            f"{escape(missing[0][0])}; run 'newsletter archive' and 'newsletter publish' before "
+            "the send is due, or it will stop"
+        )
 
 
 def _as_json(row: Scheduled) -> dict[str, object]:

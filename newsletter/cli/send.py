@@ -16,7 +16,7 @@ from newsletter.checks.gate import needs_url_check, send_gate, url_gate
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.cli.confirm import confirm_send
-from newsletter.cli.later import due_time, schedule_send
+from newsletter.cli.later import due_time, schedule_send, warn_unpublished
 from newsletter.cli.overview import print_overview
 from newsletter.compose.build import BuiltIssue, build_issue
 from newsletter.compose.issues import load_issue
@@ -294,6 +294,8 @@ def send(
     for error in overridden:
         console.warning(f"check error overridden by --force: {escape(error)}")
     if due is not None:
+        if needs_url_check(settings, transport) and not skip_url_check:
+            warn_unpublished(settings, built)
         schedule_send(
             settings, issue, due, asked, tag=tag, force=force, skip=skip_url_check, as_json=json
         )
