@@ -35,6 +35,7 @@ test: $(VENV)/.installed-test browser lint typecheck
 
 # The fast lane: unit tests and one end-to-end build, no browser, crash or whole-process tests.
 test-fast: $(VENV)/.installed-test
+	$(BIN)/ruff check newsletter tests benchmarks
 	$(BIN)/python -m pytest -q -m "not slow"
 
 typecheck: $(VENV)/.installed-test

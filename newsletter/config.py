@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import tomllib
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
@@ -171,6 +172,33 @@ class Inbound(StrictModel):
     sendgrid_public_key_env: str = "NEWSLETTER_SENDGRID_PUBLIC_KEY"
 
 
+def _zone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"'{name}' is not a time zone; write it like Europe/Paris or UTC"
+        ) from None
+    return name
+
+
+class Schedule(StrictModel):
+    """`send --at` and `newsletter worker`: the time zone of given times, and how late is late."""
+
+    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    grace_minutes: float = Field(60, ge=0)
+    poll_seconds: float = Field(10, gt=0, le=3600)
+
+
+class Publish(StrictModel):
+    """`newsletter publish`: where the site goes, a folder or a command (`{site}` is the site)."""
+
+    folder: str | None = None
+    command: str | None = None
+    timeout: float = Field(600, gt=0)
+    check_urls: bool = True
+
+
 class Dkim(StrictModel):
     """DKIM signing: the private key file lives outside the repository."""
 
@@ -209,6 +237,8 @@ class Config(StrictModel):
     web: Web = Web()
     inbound: Inbound = Inbound()
     analytics: Analytics = Analytics()
+    schedule: Schedule = Schedule()
+    publish: Publish = Publish()
     root: Path = Field(Path("."), exclude=True)
 
     @model_validator(mode="after")

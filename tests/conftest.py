@@ -14,12 +14,18 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SLUG = "2026-11-24-france-welcomes-chechen-refugees"
 
 
+#: base_url is news.example.org: tests never ask it whether the published images are there.
+NO_URL_CHECK = "\n[publish]\ncheck_urls = false\n"
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project folder (config, logo, the example issue) as the working directory."""
     root = tmp_path / "project"
     root.mkdir()
     shutil.copy(REPO / "newsletter.toml", root)
+    with (root / "newsletter.toml").open("a", encoding="utf-8") as config:
+        config.write(NO_URL_CHECK)
     shutil.copytree(REPO / "assets", root / "assets")
     shutil.copytree(REPO / "issues" / EXAMPLE_SLUG, root / "issues" / EXAMPLE_SLUG)
     monkeypatch.chdir(root)

@@ -44,6 +44,7 @@ def issues(example: Path, write_issue: Callable[..., Path]) -> dict[str, str]:
         subject: '{{ subscriber.first_name | default("friend") }}, a second look at <things> & more'
         preheader: "Tags <b>stay</b> text"
         date: 2026-12-08
+        publish: true
         lead:
           title: "A second headline"
           image:
@@ -63,6 +64,7 @@ def issues(example: Path, write_issue: Callable[..., Path]) -> dict[str, str]:
         subject: "The first one: {LONG_WORD}"
         preheader: "Where it all began"
         date: 2026-10-01
+        publish: true
         lead:
           title: "The first headline"
         """,
@@ -234,6 +236,7 @@ def test_json_reports_the_site(runner: CliRunner, project: Path, tmp_path: Path)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {
         "issues": 1,
+        "left_out": 0,
         "out": str(tmp_path / "web"),
         "index": str(tmp_path / "web" / "index.html"),
         "feed": str(tmp_path / "web" / "feed.xml"),
@@ -256,7 +259,7 @@ def test_an_issue_that_fails_is_named_and_nothing_is_written(
 ) -> None:
     from conftest import MINIMAL_FRONT
 
-    folder = write_issue(front=MINIMAL_FRONT + extra, slug="broken")
+    folder = write_issue(front="publish: true\n" + MINIMAL_FRONT + extra, slug="broken")
     result = runner.invoke(app, ["archive"])
     assert result.exit_code == 2
     assert f"Error: {folder / 'issue.md'}" in result.stderr

@@ -20,12 +20,16 @@ from newsletter.cli import check as cli_check
 from newsletter.cli import console
 from newsletter.cli import doctor as cli_doctor
 from newsletter.cli import embed as cli_embed
+from newsletter.cli import init as cli_init
 from newsletter.cli import preview as cli_preview
+from newsletter.cli import publish as cli_publish
 from newsletter.cli import report as cli_report
 from newsletter.cli import send as cli_send
 from newsletter.cli import serve as cli_serve
+from newsletter.cli import worker as cli_worker
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.cli.inbound import inbound_app
+from newsletter.cli.later import schedule_app
 from newsletter.cli.subscribers import subscribers_app
 from newsletter.compose.build import build_issue, local_preview
 from newsletter.compose.issues import load_issue
@@ -40,6 +44,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command()(cli_init.init)
 
 
 @app.command()
@@ -57,7 +62,9 @@ def new(
     day = date.date() if date else dt.date.today()
     folder = new_issue(title, settings.root / "issues", settings.root, day)
     console.out.print(f"Created {folder / 'issue.md'}")
-    console.out.print(f"Next: edit it, then run: newsletter build {folder}")
+    console.out.print(
+        f"Next: write it, set 'status: ready' when it is done, then: newsletter check {folder}"
+    )
 
 
 @app.command()
@@ -114,6 +121,9 @@ def build(
 
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(inbound_app, name="inbound")
+app.add_typer(schedule_app, name="schedule")
+app.command()(cli_worker.worker)
+app.command()(cli_publish.publish)
 app.command()(cli_send.send)
 app.command()(cli_send.status)
 app.command()(cli_send.unsubscribe)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -34,3 +35,8 @@ def error(message: str) -> None:
 def warning(message: str) -> None:
     """A warning line on stderr."""
     err.print(f"[yellow]Warning:[/] {message}", markup=True, emoji=False)
+
+
+def interactive() -> bool:
+    """True when someone is at a terminal to answer questions."""
+    return sys.stdin.isatty()

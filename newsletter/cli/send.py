@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +12,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from newsletter.checks.gate import needs_url_check, send_gate, url_gate
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.compose.build import build_issue
+from newsletter.cli.confirm import confirm_send
+from newsletter.cli.later import due_time, schedule_send, warn_unpublished
+from newsletter.cli.overview import print_overview
+from newsletter.compose.build import BuiltIssue, build_issue
 from newsletter.compose.issues import load_issue
 from newsletter.config import Config, load_config
 from newsletter.deliver.db import connect
+from newsletter.deliver.history import overrides, record_override
 from newsletter.deliver.journal import apply_journal
 from newsletter.deliver.keycheck import check_signing_key
 from newsletter.deliver.ledger import Ledger
@@ -25,6 +31,7 @@ from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send
 from newsletter.deliver.subscribers import Status, SubscriberStore, normalize_email
 from newsletter.deliver.tokens import key_source, signer_for, token_from
 from newsletter.deliver.transports import DeliveryError
+from newsletter.deliver.worker import utc_clock
 from newsletter.errors import InputError, Problem
 from newsletter.validation import parse_rate
 
@@ -164,6 +171,36 @@ class _Rate(TextColumn):
         return f"{speed:.0f}/s" if speed else "…/s"
 
 
+def deliver(
+    settings: Config,
+    built: BuiltIssue,
+    transport: str,
+    *,
+    tag: str | None = None,
+    rate: float | None = None,
+    connections: int | None = None,
+    resend_uncertain: bool = False,
+    on_start: Callable[[SendReport], None] = lambda report: None,
+    on_progress: Callable[[SendReport], None] = lambda report: None,
+) -> SendReport:
+    """Send a built issue to every pending subscriber now (no questions asked)."""
+    factory = MessageFactory(
+        built, settings, signer_for(settings), dkim_key=DkimKey.from_config(settings)
+    )
+    ledger = Ledger(connect(settings.path(settings.database)), built.slug)
+    lanes = make_lanes(settings, transport, built.slug, rate=rate, connections=connections)
+    _open(lanes)
+    try:
+        return send_issue(
+            factory, ledger, _store(settings), lanes, settings.sender.address,
+            tag=tag, resend_uncertain=resend_uncertain, policy=_policy(settings),
+            on_start=on_start, on_progress=on_progress,
+        )  # fmt: skip
+    finally:
+        for lane in lanes:
+            lane.transport.close()
+
+
 @reports_errors
 def send(
     issue_dir: IssueArgument,
@@ -195,12 +232,34 @@ def send(
     accept_new_key: Annotated[
         bool, typer.Option(help="The signing key was replaced on purpose: record the new one.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send despite check errors (recorded in the ledger).")
+    ] = False,
+    skip_url_check: Annotated[
+        bool,
+        typer.Option(
+            "--skip-url-check", help="Do not check that published images and links answer."
+        ),
+    ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="Send later, at this time: '2026-12-04 07:00' (newsletter worker)."
+        ),
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="Time zone of --at (default: [schedule] timezone).")
+    ] = None,
     json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Send an issue to every active subscriber who has not had it yet."""
+    asked = utc_clock()  # a time given with --at must be later than when the command ran
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
+    if at is not None and (dry_run or test):
+        raise InputError(Problem("--at schedules a real send; leave out --dry-run and --test"))
+    due = due_time(settings, at, tz) if at is not None else None
     transport = transport or settings.sending.transport
     if transport not in ("outbox", "smtp"):
         raise InputError(Problem(f"unknown transport '{transport}'; use outbox or smtp"))
@@ -215,51 +274,57 @@ def send(
     built = build_issue(issue, settings)
     for warning in built.warnings:
         console.warning(escape(warning))
-    signer = signer_for(settings)
-    envelope_from = settings.sender.address
-    lanes = make_lanes(settings, transport, issue.slug, rate=per_second, connections=connections)
-    store = _store(settings)
     if test:
+        if issue.status == "draft":
+            built = replace(built, subject=f"[DRAFT] {built.subject}")
         factory = MessageFactory(
-            built, settings, signer, test=True, dkim_key=DkimKey.from_config(settings)
+            built, settings, signer_for(settings), test=True, dkim_key=DkimKey.from_config(settings)
         )
-        _test_send(factory, lanes, store, test, envelope_from, json)
+        lanes = make_lanes(
+            settings, transport, issue.slug, rate=per_second, connections=connections
+        )
+        _test_send(factory, lanes, _store(settings), test, settings.sender.address, json)
         return
-    factory = MessageFactory(built, settings, signer, dkim_key=DkimKey.from_config(settings))
-    ledger = Ledger(connect(settings.path(settings.database)), issue.slug)
-    check_signing_key(ledger.conn, signer, key_source(settings), accept=accept_new_key)
-    if not dry_run:
-        apply_journal(settings, signer, store)
+    signer = signer_for(settings)
+    with _store(settings) as store:
+        check_signing_key(store.conn, signer, key_source(settings), accept=accept_new_key)
+        if not dry_run and due is None:
+            apply_journal(settings, signer, store)
+    overridden = send_gate(issue_dir, settings, force=force)
+    for error in overridden:
+        console.warning(f"check error overridden by --force: {escape(error)}")
+    if due is not None:
+        if needs_url_check(settings, transport) and not skip_url_check:
+            warn_unpublished(settings, built)
+        schedule_send(
+            settings, issue, due, asked, tag=tag, force=force, skip=skip_url_check, as_json=json
+        )
+        return
     if dry_run:
+        factory = MessageFactory(
+            built, settings, signer_for(settings), dkim_key=DkimKey.from_config(settings)
+        )
+        ledger = Ledger(connect(settings.path(settings.database)), issue.slug)
         _dry_run(factory, ledger, tag, resend_uncertain, transport, json)
         return
-    count = ledger.count_pending(tag, resend_uncertain, unqueued=True)
+    if needs_url_check(settings, transport) and not skip_url_check:
+        url_gate(built, settings)
     if not yes:
-        if not sys.stdin.isatty():
-            raise InputError(Problem("no terminal to confirm on; add --yes to send"))
-        console.err.print(
-            f"Subject: [bold]{escape(built.subject)}[/]\n"
-            f"Recipients: {count}{f' (tag {tag})' if tag else ''}\nTransport: {transport}"
-        )
-        if not typer.confirm("Send now?"):
-            raise typer.Exit(1)
-    _open(lanes)
+        confirm_send(settings, built, tag, resend_uncertain, transport)
+    if overridden:
+        record_override(connect(settings.path(settings.database)), issue.slug, overridden)
     progress = Progress(
         TextColumn("Sending"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(),
         console=console.err, disable=json or not console.err.is_terminal,
     )  # fmt: skip
     task = progress.add_task("send", total=None)
-    try:
-        with progress:
-            report = send_issue(
-                factory, ledger, store, lanes, envelope_from,
-                tag=tag, resend_uncertain=resend_uncertain, policy=_policy(settings),
-                on_start=lambda r: progress.update(task, total=r.pending),
-                on_progress=lambda r: progress.update(task, completed=r.done),
-            )  # fmt: skip
-    finally:
-        for lane in lanes:
-            lane.transport.close()
+    with progress:
+        report = deliver(
+            settings, built, transport, tag=tag, rate=per_second, connections=connections,
+            resend_uncertain=resend_uncertain,
+            on_start=lambda r: progress.update(task, total=r.pending),
+            on_progress=lambda r: progress.update(task, completed=r.done),
+        )  # fmt: skip
     if json:
         console.print_json(_summary(report))
     else:
@@ -271,16 +336,30 @@ def send(
 
 
 @reports_errors
-def status(issue_dir: IssueArgument, json: JsonOption = False, config: ConfigOption = None) -> None:
-    """Show the delivery ledger of an issue: counts per status and the problems."""
+def status(
+    issue_dir: Annotated[
+        Path | None, typer.Argument(help="An issue folder (default: list every issue).")
+    ] = None,
+    json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Every issue's state; with an issue, its delivery ledger: counts and problems."""
+    if issue_dir is None:
+        print_overview(load_config(config), json)
+        return
     settings = load_config(config, start=issue_dir)
     slug = issue_dir.resolve().name if issue_dir.is_dir() else issue_dir.resolve().parent.name
     ledger = Ledger(connect(settings.path(settings.database)), slug)
     counts, problems = ledger.counts(), ledger.problems()
+    forced = overrides(ledger.conn, slug)
     if json:
-        console.print_json({"issue": slug, "counts": counts, "problems": problems})
+        console.print_json(
+            {"issue": slug, "counts": counts, "problems": problems, "forced_past": forced}
+        )
         return
     console.out.print(f"{slug}: " + ", ".join(f"{status} {n}" for status, n in counts.items()))
+    for errors in forced:
+        console.out.print(f"Sent with --force past: {escape('; '.join(errors))}")
     if counts["sending"]:
         console.out.print(
             f"{counts['sending']} uncertain (the process stopped while the server was "

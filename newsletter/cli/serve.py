@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 import typer
@@ -9,12 +10,16 @@ import uvicorn
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, reports_errors
+from newsletter.cli.worker import start_worker
 from newsletter.config import load_config
 from newsletter.deliver.db import connect
 from newsletter.deliver.keycheck import check_signing_key
 from newsletter.deliver.tokens import key_source, signer_for
 from newsletter.web.app import create_app
 from newsletter.web.server import uvicorn_config
+
+#: How long `serve` waits for the worker to finish a send it started when stopping.
+WORKER_STOP_SECONDS = 30.0
 
 
 @reports_errors
@@ -24,6 +29,9 @@ def serve(
     accept_new_key: Annotated[
         bool, typer.Option(help="The signing key was replaced on purpose: record the new one.")
     ] = False,
+    worker: Annotated[
+        bool, typer.Option(help="Also send scheduled issues when due (newsletter worker).")
+    ] = True,
     config: ConfigOption = None,
 ) -> None:
     """Serve sign-up (double opt-in), one-click unsubscribe, preferences and the archive."""
@@ -38,6 +46,13 @@ def serve(
     where = f"http://{host}:{port}{settings.base_path}/"
     console.err.print(f"Serving {settings.name} on {where} (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn_config(app, host, port, settings.web.request_timeout))
-    server.run()
+    stop = threading.Event()
+    thread = start_worker(settings, stop) if worker else None
+    try:
+        server.run()
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=WORKER_STOP_SECONDS)
     if not server.started:
         raise typer.Exit(1)

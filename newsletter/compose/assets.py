@@ -71,6 +71,12 @@ def _local_file(folder: Path, ref: ImageRef, source: Path) -> Path:
         raise ref.error(
             f"image file '{ref.src}' not found in {folder}; add the file or fix the path", source
         )
+    if not file.resolve().is_relative_to(folder.resolve()):
+        raise ref.error(
+            f"image '{ref.src}' is a symbolic link to {file.resolve()}, outside {folder}; "
+            "copy the file in instead of linking to it",
+            source,
+        )
     return file
 
 

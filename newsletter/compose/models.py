@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -57,6 +58,10 @@ class FrontMatter(StrictModel):
     lead: Lead
     teasers: list[Teaser] = Field(default_factory=list)
     template: str = "issue.mjml.j2"
+    #: `draft` is never sent nor published; `new` writes it. Issues without one are ready.
+    status: Literal["draft", "ready"] = "ready"
+    #: A ready issue with `publish: true` is in the archive before it is sent.
+    publish: bool = False
 
     @field_validator("teasers", mode="before")
     @classmethod

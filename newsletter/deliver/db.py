@@ -141,6 +141,32 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX preference_changes_subscriber ON preference_changes (subscriber_id, id);
     CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE schedules (
+        id INTEGER PRIMARY KEY,
+        issue TEXT NOT NULL,
+        issue_dir TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        tag TEXT,
+        force INTEGER NOT NULL DEFAULT 0,
+        skip_url_check INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'scheduled'
+            CHECK (status IN ('scheduled', 'sending', 'sent', 'failed', 'missed', 'cancelled')),
+        worker TEXT NOT NULL DEFAULT '',
+        lease_until TEXT NOT NULL DEFAULT '',
+        result TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX schedules_due ON schedules (status, due_at);
+    CREATE TABLE send_overrides (
+        id INTEGER PRIMARY KEY,
+        issue TEXT NOT NULL,
+        errors TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
 )
 
 

@@ -77,6 +77,18 @@ def project_folders(root: Path) -> list[Path]:
     return [root, *find_issues(root)]
 
 
+def publishable(issues: list[Issue], sent: set[str]) -> list[Issue]:
+    """The issues the public may see: sent to subscribers, or `ready` with `publish: true`.
+
+    A draft never is, even one that was sent before it was turned back into a draft.
+    """
+    return [
+        issue
+        for issue in issues
+        if issue.status != "draft" and (issue.slug in sent or issue.publish)
+    ]
+
+
 def _build(issue: Issue, config: Config, env: Environment) -> tuple[BuiltIssue, Prepared]:
     """Build one issue; an error that does not say which issue it was in is made to."""
     try:

@@ -19,6 +19,9 @@ from newsletter.errors import InputError, NewsletterError, Problem
 MARKER = ".newsletter-output"
 _MARKER_TEXT = "Written by newsletter, which replaces this whole folder when it writes it again.\n"
 
+#: Output folders are readable by everyone (a web server serves them), writable by their owner.
+FOLDER_MODE = 0o755
+
 
 class WriteError(NewsletterError):
     """An output folder could not be written."""
@@ -64,6 +67,7 @@ def staged(out: Path, what: str, protect: Sequence[Path] = ()) -> Iterator[Path]
     check_output_folder(out, protect)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(FOLDER_MODE)  # mkdtemp makes it 0700, which a web server cannot read
     try:
         (staging / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
         yield staging

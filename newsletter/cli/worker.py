@@ -1,0 +1,79 @@
+"""`newsletter worker`: sends scheduled issues when they are due (also run by `serve`)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from newsletter.checks.gate import needs_url_check, send_gate, url_gate
+from newsletter.cli import console
+from newsletter.cli.common import ConfigOption, reports_errors
+from newsletter.cli.send import deliver
+from newsletter.compose.build import build_issue
+from newsletter.compose.issues import load_issue
+from newsletter.config import Config, load_config
+from newsletter.deliver.db import connect
+from newsletter.deliver.history import record_override
+from newsletter.deliver.schedule import Scheduled
+from newsletter.deliver.sender import SendReport
+from newsletter.deliver.worker import Worker
+
+
+def send_scheduled(config: Config, issue_dir: Path, row: Scheduled) -> SendReport:
+    """The worker's send: the gate again (the issue may have changed since), then a real send.
+
+    The one place the worker sends through; the gate stays in front of whatever sends.
+    """
+    overridden = send_gate(issue_dir, config, force=row.force)
+    built = build_issue(load_issue(issue_dir), config)
+    if needs_url_check(config, config.sending.transport) and not row.skip_url_check:
+        url_gate(built, config)
+    if overridden:
+        record_override(connect(config.path(config.database)), row.issue, overridden)
+    return deliver(config, built, config.sending.transport, tag=row.tag)
+
+
+def _print(line: str) -> None:
+    console.err.print(escape(line))
+
+
+def start_worker(config: Config, stop: threading.Event) -> threading.Thread:
+    """Run the worker in a thread until `stop` is set (for `serve`)."""
+    thread = threading.Thread(
+        target=Worker(config, send_scheduled, report=_print).run,
+        args=(stop,),
+        name="newsletter-worker",
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+@reports_errors
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Send what is due now, then stop.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Send scheduled issues when they are due; runs until stopped (Ctrl-C or SIGTERM)."""
+    settings = load_config(config)
+    runner = Worker(settings, send_scheduled, report=_print)
+    if once:
+        runner.start()
+        runner.run_due()
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    console.err.print(
+        f"Worker watching {settings.path(settings.database)} every "
+        f"{settings.schedule.poll_seconds:g} s (Ctrl-C to stop)"
+    )
+    try:
+        runner.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    console.err.print("Worker stopped.")
