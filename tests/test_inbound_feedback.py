@@ -175,8 +175,8 @@ def test_mail_unsubscribe_needs_a_genuine_token(
     store: SubscriberStore, feedback: Feedback, signer: Signer
 ) -> None:
     gil = store.add("gil@example.org")
-    genuine = signer.unsubscribe_token("gil@example.org", ISSUES[2])
-    forged = Signer(b"forger").unsubscribe_token("gil@example.org", "x")
+    genuine = signer.subscriber_token(gil.public_id, ISSUES[2])
+    forged = Signer(b"forger").subscriber_token(gil.public_id, "x")
     for token, expected in ((genuine, True), (forged, False)):
         mail = EmailMessage()
         mail["From"], mail["To"] = "someone@example.net", "unsubscribe@example.org"

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from newsletter.cli.app import app
 from newsletter.compose.build import build_issue
 from newsletter.compose.issues import load_issue
+from newsletter.compose.templates import make_environment
 from newsletter.config import load_config
 from newsletter.deliver.db import connect
 from newsletter.deliver.ledger import Ledger
@@ -165,7 +166,13 @@ def test_unsendable_is_permanent_and_not_a_bounce(tmp_path: Path) -> None:
 @pytest.mark.parametrize("address", ["élodie@exemple.fr", "ascii@bücher.de", "用户@例子.中国"])
 def test_confirmation_email_for_international_addresses(project: Path, address: str) -> None:
     config = load_config(project / "newsletter.toml")
-    data = confirmation_email(config, address, "Élodie", "https://news.example.org/confirm/x")
+    data = confirmation_email(
+        config,
+        make_environment(config.root),
+        address,
+        "Élodie",
+        "https://news.example.org/confirm/x",
+    )
     message = parse(data)
     assert unicode_address(message["To"].addresses[0].addr_spec) == address
     assert all(line.isascii() for line in data.split(b"\r\n") if not line.startswith(b"To:"))
@@ -211,7 +218,9 @@ def test_sign_up_confirmation_goes_through_the_relay(
     sink = Sink(smtputf8=smtputf8)
     with running_sink(sink) as port:
         config = load_config(smtp_project(port))
-        data = confirmation_email(config, address, "", "https://news.example.org/confirm/x")
+        data = confirmation_email(
+            config, make_environment(config.root), address, "", "https://news.example.org/confirm/x"
+        )
         if not smtputf8:
             with pytest.raises(Unsendable, match=NO_SMTPUTF8):
                 outbox_mailer(config)(address, data)

@@ -406,7 +406,7 @@ def test_exported_formula_cells_are_neutralised_and_read_back(
     assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
     assert '\'=HYPERLINK("http://evil.example","Click")' in cells
     assert "''=already quoted" in cells
-    rows, problems = read_subscriber_csv(write_csv(tmp_path, out.getvalue(), name="x.csv"))
+    rows, problems, _ = read_subscriber_csv(write_csv(tmp_path, out.getvalue(), name="x.csv"))
     assert problems == []
     assert [(r.email, r.first_name, r.last_name, r.tags) for r in rows] == [
         ("-x@example.com", '=HYPERLINK("http://evil.example","Click")', "+1 Lee", ("@vip",)),
