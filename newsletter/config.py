@@ -143,12 +143,11 @@ class Topic(StrictModel):
 class Inbound(StrictModel):
     """What comes back: where bounces arrive and what they do to readers.
 
-    With `bounce_domain` set, each copy's envelope sender is `bounces+<token>@bounce_domain`
-    (VERP), so every bounce names its copy. Passwords and keys come from the environment
-    variables named here, never from this file.
+    With `[sending] bounce_domain` set, each copy's envelope sender is
+    `bounces+<token>@bounce_domain` (VERP), so every bounce names its copy. Passwords and keys
+    come from the environment variables named here, never from this file.
     """
 
-    bounce_domain: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
     soft_bounce_limit: int = Field(3, ge=1, le=100)
     soft_bounce_window: int = Field(5, ge=1, le=100)
     pause_complaint_rate: float = Field(0.001, gt=0, le=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -193,7 +195,9 @@ def test_a_new_users_week(
 
         user.ok("archive")
         user.ok("publish")
-        images = [url for url in published_urls(page.read_text(), base) if "/images/" in url]
+        here = f"{base}/{folder.name}/"  # the web page links its images relative to itself
+        srcs = re.findall(r'<img[^>]*\ssrc="([^"]+)"', page.read_text())
+        images = [urljoin(here, src) for src in srcs if "/images/" in urljoin(here, src)]
         assert f"{base}/{folder.name}/images/harbour.png" in images
         assert unreachable(images, timeout=5) == []  # /subscribe is newsletter serve's
         assert "TODO" not in (www / "feed.xml").read_text()

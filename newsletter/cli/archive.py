@@ -34,7 +34,8 @@ def archive(
     """Write the web archive: a page per sent (or ready, publish: true) issue, index and feed."""
     settings = load_config(config)
     issues = [load_issue(folder) for folder in find_issues(settings.root)]
-    sent = sent_issues(connect(settings.path(settings.database)))
+    database = settings.path(settings.database)
+    sent = sent_issues(connect(database)) if database.exists() else set()
     built = build_archive(settings, publishable(issues, sent))
     site = write_archive(
         built, out or settings.path(settings.web.site), project_folders(settings.root)
