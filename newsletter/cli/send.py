@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -13,71 +19,55 @@ from rich.table import Table
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.compose.build import build_issue
-from newsletter.compose.issues import load_issue
-from newsletter.config import Config, load_config
+from newsletter.config import load_config
+from newsletter.deliver.campaign import Campaign, DryRunReport, SendOptions, TestSendReport
 from newsletter.deliver.db import connect
 from newsletter.deliver.ledger import Ledger
-from newsletter.deliver.message import DkimKey, MessageFactory, Recipient
-from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send_issue
-from newsletter.deliver.subscribers import SubscriberStore, normalize_email
+from newsletter.deliver.sender import SendReport
+from newsletter.deliver.subscribers import SubscriberStore
 from newsletter.deliver.tokens import signer_for
-from newsletter.deliver.transports import DeliveryError
-from newsletter.errors import ConfigError, InputError, Problem
-from newsletter.validation import parse_rate
+from newsletter.errors import InputError, Problem
 
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
 
 
-def _dkim_key(config: Config) -> DkimKey | None:
-    """The DKIM key, if configured; it must live outside the project (never committed)."""
-    if config.dkim is None:
-        return None
-    path = config.path(config.dkim.key_file).resolve()
-    if path.is_relative_to(config.root.resolve()):
-        raise ConfigError(
-            Problem(
-                f"{path} is inside the project; keep the DKIM private key outside it "
-                "so it can never be committed",
-                field="dkim.key_file",
-            )
-        )
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C or SIGTERM while the send runs (a second one hurries it)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        key = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            Problem(f"cannot read {path}: {exc.strerror}", field="dkim.key_file")
-        ) from None
-    return DkimKey(config.dkim.selector, config.dkim.domain or config.sender_domain, key)
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
-def _store(config: Config) -> SubscriberStore:
-    return SubscriberStore.open(config.path(config.database))
+def _resume_command(issue_dir: Path, campaign: Campaign, config: Path | None) -> str:
+    """The exact command that continues this send as it was started."""
+    settings = campaign.settings
+    words = ["newsletter", "send", str(issue_dir), "--transport", settings.transport]
+    if settings.tag:
+        words += ["--tag", settings.tag]
+    if settings.rate:
+        words += ["--rate", settings.rate]
+    if settings.connections:
+        words += ["--connections", str(settings.connections)]
+    if config is not None:
+        words += ["--config", str(config)]
+    return shlex.join([*words, "--yes"])
 
 
-def _policy(config: Config) -> Policy:
-    sending = config.sending
-    return Policy(
-        sending.max_attempts,
-        sending.retry_delay,
-        sending.max_consecutive_failures,
-        sending.batch_size,
-    )
-
-
-def _open(lanes: list[Lane]) -> None:
-    opened: list[Lane] = []
-    try:
-        for lane in lanes:
-            lane.transport.open()
-            opened.append(lane)
-    except BaseException:
-        for lane in opened:
-            lane.transport.close()
-        raise
-
-
-def _summary(report: SendReport) -> dict[str, object]:
+def _summary(report: SendReport, resume: str) -> dict[str, object]:
     return {
         "issue": report.issue,
         "transport": report.transport,
@@ -93,10 +83,12 @@ def _summary(report: SendReport) -> dict[str, object]:
         "interrupted": report.interrupted,
         "seconds": round(report.seconds, 3),
         "warnings": report.warnings,
+        "shared_with": len(report.shared_with),
+        "resume": resume if report.interrupted or report.paused or report.deferred else None,
     }
 
 
-def _print_summary(report: SendReport, slug_dir: Path) -> None:
+def _print_summary(report: SendReport, resume: str) -> None:
     rate = report.done / report.seconds if report.seconds else 0.0
     console.out.print(
         f"Sent {report.sent}, deferred {report.deferred}, failed {report.failed} "
@@ -105,71 +97,66 @@ def _print_summary(report: SendReport, slug_dir: Path) -> None:
     )
     if report.uncertain:
         console.warning(
-            f"{report.uncertain} copies were being sent when an earlier run was killed; the "
-            "server may or may not have them, so they were not resent (--resend-uncertain)"
+            f"{report.uncertain} copies are uncertain: the process was killed or the connection "
+            "lost after the message was handed over and before the server replied; the server "
+            "may or may not have them, so they were not resent (--resend-uncertain)"
         )
     for warning in report.warnings:
         console.warning(escape(warning))
     if report.interrupted:
-        console.err.print(f"Stopped. To resume, run: newsletter send {slug_dir} --yes")
+        console.err.print(f"Stopped. To resume, run: {escape(resume)}")
     elif report.paused:
         console.error(f"paused: {escape(report.paused)}")
+        console.err.print(f"To resume, run: {escape(resume)}")
     elif report.deferred:
-        console.err.print(f"{report.deferred} deferred: run send again later to retry them.")
+        console.err.print(
+            f"{report.deferred} deferred: run send again later to retry them: {escape(resume)}"
+        )
 
 
-def _test_send(
-    factory: MessageFactory, lanes: list[Lane], store: SubscriberStore, addresses: list[str],
-    envelope_from: str, as_json: bool,
-) -> None:  # fmt: skip
-    recipients = []
-    for address in addresses:
-        email = normalize_email(address)
-        known = store.get(email)
-        names = (known.first_name, known.last_name) if known else ("", "")
-        recipients.append(Recipient(email, *names))
-    lane = lanes[0]
-    _open([lane])
-    results = []
-    try:
-        for recipient in recipients:
-            outgoing = factory.render(recipient)
-            try:
-                reply = lane.transport.send(
-                    envelope_from, recipient.email, outgoing.data, lambda: None
-                )
-                results.append({"to": recipient.email, "ok": True, "reply": reply})
-            except DeliveryError as exc:
-                results.append({"to": recipient.email, "ok": False, "reply": str(exc)})
-    finally:
-        lane.transport.close()
+def _print_test(report: TestSendReport, as_json: bool) -> None:
+    results = [{"to": r.to, "ok": r.ok, "reply": r.reply} for r in report.results]
     if as_json:
         console.print_json({"test": True, "results": results})
         return
-    for result in results:
-        mark = "[green]sent[/]" if result["ok"] else "[red]refused[/]"
-        console.out.print(f"[TEST] {escape(result['to'])}: {mark} ({escape(result['reply'])})")
+    for result in report.results:
+        mark = "[green]sent[/]" if result.ok else "[red]refused[/]"
+        console.out.print(f"[TEST] {escape(result.to)}: {mark} ({escape(result.reply)})")
 
 
-def _dry_run(factory: MessageFactory, ledger: Ledger, tag: str | None, uncertain: bool,
-             transport: str, as_json: bool) -> None:  # fmt: skip
-    count = size = 0
-    for job in ledger.pending(tag, uncertain, unqueued=True):
-        copy = factory.render(
-            Recipient(job.email, job.first_name, job.last_name, job.subscriber_id)
-        )
-        count += 1
-        size += len(copy.data)
-    sent, inactive = ledger.skipped(tag)
-    result = {"dry_run": True, "would_send": count, "bytes": size, "transport": transport,
-              "skipped_already_sent": sent, "skipped_not_active": inactive}  # fmt: skip
+def _print_dry_run(report: DryRunReport, as_json: bool) -> None:
     if as_json:
-        console.print_json(result)
+        console.print_json({"dry_run": True, "would_send": report.would_send,
+                            "bytes": report.bytes, "transport": report.transport,
+                            "skipped_already_sent": report.skipped_sent,
+                            "skipped_not_active": report.skipped_inactive})  # fmt: skip
         return
     console.out.print(
-        f"Dry run: would send {count} messages ({size / 1e6:.1f} MB) through {transport}; "
-        f"{sent} already sent, {inactive} not active. Nothing was sent or recorded."
+        f"Dry run: would send {report.would_send} messages ({report.bytes / 1e6:.1f} MB) "
+        f"through {report.transport}; {report.skipped_sent} already sent, "
+        f"{report.skipped_inactive} not active. Nothing was sent or recorded."
     )
+
+
+def _confirm(campaign: Campaign) -> None:
+    if not sys.stdin.isatty():
+        raise InputError(Problem("no terminal to confirm on; add --yes to send"))
+    tag = f" (tag {campaign.tag})" if campaign.tag else ""
+    console.err.print(
+        f"Subject: [bold]{escape(campaign.subject)}[/]\n"
+        f"Recipients: {campaign.recipients()}{escape(tag)}\nTransport: {campaign.transport}"
+    )
+    if not typer.confirm("Send now?"):
+        raise typer.Exit(1)
+
+
+def _on_start(report: SendReport, progress: Progress, task: int) -> None:
+    progress.update(task, total=report.pending)  # type: ignore[arg-type]
+    if report.shared_with:
+        console.err.print(
+            f"Another send of {report.issue} is running ({len(report.shared_with)} "
+            "process(es)); this one joins it and shares the work."
+        )
 
 
 class _Rate(TextColumn):
@@ -185,7 +172,8 @@ class _Rate(TextColumn):
 def send(
     issue_dir: IssueArgument,
     transport: Annotated[
-        str | None, typer.Option(help="outbox or smtp (default: [sending] transport).")
+        str | None,
+        typer.Option(help="outbox or smtp (default: as the send was started, else [sending])."),
     ] = None,
     test: Annotated[
         list[str] | None,
@@ -204,68 +192,46 @@ def send(
     ] = False,
     resend_uncertain: Annotated[
         bool,
-        typer.Option(help="Also resend copies whose server reply was lost in a crash."),
+        typer.Option(help="Also resend copies whose server reply was lost."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Send the rest of a started send another way (transport, tag)."),
     ] = False,
     json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Send an issue to every active subscriber who has not had it yet."""
     settings = load_config(config, start=issue_dir)
-    issue = load_issue(issue_dir)
-    transport = transport or settings.sending.transport
-    if transport not in ("outbox", "smtp"):
-        raise InputError(Problem(f"unknown transport '{transport}'; use outbox or smtp"))
-    try:
-        per_second = parse_rate(rate) if rate else None
-    except ValueError as exc:
-        raise InputError(Problem(str(exc), field="--rate")) from None
-    built = build_issue(issue, settings)
-    for warning in built.warnings:
-        console.warning(escape(warning))
-    signer = signer_for(settings)
-    envelope_from = settings.sender.address
-    lanes = make_lanes(settings, transport, issue.slug, rate=per_second, connections=connections)
-    store = _store(settings)
-    if test:
-        factory = MessageFactory(built, settings, signer, test=True, dkim_key=_dkim_key(settings))
-        _test_send(factory, lanes, store, test, envelope_from, json)
-        return
-    factory = MessageFactory(built, settings, signer, dkim_key=_dkim_key(settings))
-    ledger = Ledger(connect(settings.path(settings.database)), issue.slug)
-    if dry_run:
-        _dry_run(factory, ledger, tag, resend_uncertain, transport, json)
-        return
-    count = ledger.count_pending(tag, resend_uncertain, unqueued=True)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise InputError(Problem("no terminal to confirm on; add --yes to send"))
-        console.err.print(
-            f"Subject: [bold]{escape(built.subject)}[/]\n"
-            f"Recipients: {count}{f' (tag {tag})' if tag else ''}\nTransport: {transport}"
-        )
-        if not typer.confirm("Send now?"):
-            raise typer.Exit(1)
-    _open(lanes)
-    progress = Progress(
-        TextColumn("Sending"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(),
-        console=console.err, disable=json or not console.err.is_terminal,
-    )  # fmt: skip
-    task = progress.add_task("send", total=None)
-    try:
-        with progress:
-            report = send_issue(
-                factory, ledger, store, lanes, envelope_from,
-                tag=tag, resend_uncertain=resend_uncertain, policy=_policy(settings),
-                on_start=lambda r: progress.update(task, total=r.pending),
+    options = SendOptions(transport, tag, rate, connections, resend_uncertain, force or bool(test))
+    with Campaign(settings, issue_dir, options) as campaign:
+        for warning in campaign.warnings:
+            console.warning(escape(warning))
+        if test:
+            _print_test(campaign.test_send(test), json)
+            return
+        if dry_run:
+            _print_dry_run(campaign.dry_run(), json)
+            return
+        if not yes:
+            _confirm(campaign)
+        progress = Progress(
+            TextColumn("Sending"), BarColumn(), MofNCompleteColumn(), _Rate(),
+            TimeRemainingColumn(), console=console.err,
+            disable=json or not console.err.is_terminal,
+        )  # fmt: skip
+        task = progress.add_task("send", total=None)
+        with _stop_on_signals() as stop, progress:
+            report = campaign.send(
+                stop=stop,
+                on_start=lambda r: _on_start(r, progress, task),
                 on_progress=lambda r: progress.update(task, completed=r.done),
-            )  # fmt: skip
-    finally:
-        for lane in lanes:
-            lane.transport.close()
+            )
+        resume = _resume_command(issue_dir, campaign, config)
     if json:
-        console.print_json(_summary(report))
+        console.print_json(_summary(report, resume))
     else:
-        _print_summary(report, issue_dir)
+        _print_summary(report, resume)
     if report.interrupted:
         raise typer.Exit(130)
     if report.paused:
@@ -305,7 +271,7 @@ def unsubscribe(
     settings = load_config(config)
     token = token_or_url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
     email, issue = signer_for(settings).verify("unsubscribe", token)
-    store = _store(settings)
+    store = SubscriberStore.open(settings.path(settings.database))
     if store.get(email) is None:
         raise InputError(Problem(f"{email} is not on the list (any more)"))
     store.unsubscribe(email, f"unsubscribe link in {issue}", source="link")
