@@ -8,6 +8,7 @@ transaction, so an old database is brought up to date the first time a newer ver
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from pathlib import Path
 
@@ -82,6 +83,15 @@ class DatabaseError(NewsletterError):
 def failure(exc: sqlite3.Error, path: Path | str) -> DatabaseError:
     """One clear line for a database that cannot be used (full disk, read-only, locked...)."""
     text = str(exc)
+    where = Path(path)
+    if (
+        "unable to open" in text
+        and where.parent.is_dir()
+        and not (
+            os.access(where.parent, os.W_OK) and (not where.exists() or os.access(where, os.W_OK))
+        )
+    ):
+        text = "readonly"
     if "full" in text:
         what = "the disk is full; free some space"
     elif "readonly" in text or "read-only" in text:

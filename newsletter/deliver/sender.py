@@ -445,6 +445,8 @@ def send_issue(
                 if run.alive == 0:
                     _hand_back(jobs, run)
                 idle = exhausted and not run.retries and not run.claimed
+                if stop.is_set() or run.fatal:
+                    break  # what is in flight gets the grace period in _finish
                 if run.in_flight == 0 and (not feeding or idle):
                     break
                 if time.monotonic() >= renew_at:
