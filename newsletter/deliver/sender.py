@@ -115,9 +115,9 @@ class Policy:
 @dataclass
 class SendReport:
     """What a run did. `pending` is what it set out to send (all processes together);
-    `uncertain`, the copies left `sending` that were not resent (by an earlier crash, or
-    because a reply was lost in this run); `shared_with`, the other processes sending the
-    same issue when this one started."""
+    `uncertain`, the copies left `sending` when it ended, not resent (by a crash, here or in
+    another process, or a reply lost); `shared_with`, the other processes sending the same
+    issue when this one started."""
 
     issue: str
     transport: str
@@ -462,6 +462,8 @@ def send_issue(
     report.seconds = time.monotonic() - started
     if run.fatal:
         raise run.fatal
+    if not resend_uncertain:  # as the ledger has them now, whoever left them
+        report.uncertain = ledger.uncertain()
     if run.alive == 0 and not report.interrupted:
         if run.opened == 0:
             raise TransportError(run.lost[0] if run.lost else "no connection could be opened")
