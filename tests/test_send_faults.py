@@ -237,3 +237,22 @@ def test_a_read_only_database_is_one_line_and_a_rerun_completes(
     assert rerun.returncode == 0, err
     received = sink.per_recipient()
     assert sorted(received) == sorted(emails) and set(received.values()) == {1}
+
+
+def test_a_second_send_of_the_same_issue_says_so_and_shares_the_work(
+    example: Path, project: Path, smtp_project: Configure
+) -> None:
+    emails = populate(project, 150)
+    sink = Sink()
+    with running_sink(sink) as port:
+        smtp_project(port, connections=1)
+        first = start_send(project, example, "--rate", "40/s")
+        wait_until(lambda: sink.count >= 5, first, 60)
+        second = start_send(project, example, "--rate", "40/s")
+        outs = [process.communicate(timeout=60) for process in (first, second)]
+    assert first.returncode == second.returncode == 0, outs
+    assert "Another send of" in outs[1][1] and "joins it" in outs[1][1]
+    sent = [int(re.search(r"Sent (\d+),", out).group(1)) for out, _ in outs]  # type: ignore[union-attr]
+    assert min(sent) > 0 and sum(sent) == 150
+    received = sink.per_recipient()
+    assert sorted(received) == sorted(emails) and set(received.values()) == {1}

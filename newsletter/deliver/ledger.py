@@ -21,7 +21,8 @@ over never sends. The claim logic lives only here: a server database would claim
 
 Durability: the database runs in WAL mode with `synchronous = NORMAL` (a commit survives the
 process being killed), and the commit point alone is written with `synchronous = FULL`, so that
-it also survives a power cut: a copy the server may have is never forgotten and resent.
+it also survives a power cut: a copy the server may have is never forgotten and resent. The
+commit points of concurrent workers are written together (group commit) to share one fsync.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from newsletter.deliver.db import failure
@@ -60,6 +61,16 @@ class Job:
     first_name: str
     last_name: str
     attempts: int
+
+
+@dataclass
+class _CommitPoint:
+    """One worker's commit point, waiting for the group commit that writes it."""
+
+    params: tuple[Any, ...]
+    changed: int = 0
+    error: Exception | None = None
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,9 @@ class Ledger:
         self.durable_commit_point = durable_commit_point
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()
+        self._pending: list[_CommitPoint] = []
+        self._pending_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
         rows = conn.execute("PRAGMA database_list").fetchall()
         self.path = next((row[2] for row in rows if row[1] == "main"), "") or "the database"
 
@@ -316,35 +330,59 @@ class Ledger:
 
     # -- outcomes ---------------------------------------------------------------------------
 
-    @_database
     def mark_sending(self, subscriber_id: int, message_id: str, server: str) -> None:
         """Record the commit point: the message is about to become the server's.
 
-        Raises ClaimLost when this process no longer holds the row's claim.
+        Group commit: the commit points of every worker that arrives while one is being
+        written go into the next transaction together, so they share one fsync. Raises
+        ClaimLost when this process no longer holds the row's claim.
         """
-        with self._lock:
-            if self.durable_commit_point:
-                self.conn.execute("PRAGMA synchronous = FULL")
-            try:
-                changed = self.conn.execute(
-                    "UPDATE deliveries SET status = 'sending', message_id = ?, server = ?, "
-                    "attempts = attempts + 1, updated_at = ? WHERE issue = ? "
-                    "AND subscriber_id = ? AND claimed_by = ? AND lease_until > ?",
-                    [
-                        message_id,
-                        server,
-                        stamp(),
-                        self.issue,
-                        subscriber_id,
-                        self.owner,
-                        time.time(),
-                    ],
-                ).rowcount
-            finally:
-                if self.durable_commit_point:
-                    self.conn.execute("PRAGMA synchronous = NORMAL")
-        if not changed:
+        entry = _CommitPoint((message_id, server, stamp(), self.issue, subscriber_id, self.owner))
+        with self._pending_lock:
+            self._pending.append(entry)
+        while not entry.done.is_set():
+            if self._commit_lock.acquire(timeout=0.05):
+                try:
+                    with self._pending_lock:
+                        batch, self._pending = self._pending, []
+                    if batch:
+                        self._commit(batch)
+                finally:
+                    self._commit_lock.release()
+        if entry.error is not None:
+            raise entry.error
+        if not entry.changed:
             raise ClaimLost(f"the claim on subscriber {subscriber_id} was lost")
+
+    def _commit(self, batch: list[_CommitPoint]) -> None:
+        """Write a batch of commit points in one transaction (synchronous=FULL if durable)."""
+        moment = time.time()
+        try:
+            with self._lock:
+                if self.durable_commit_point:
+                    self.conn.execute("PRAGMA synchronous = FULL")
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    for entry in batch:
+                        entry.changed = self.conn.execute(
+                            "UPDATE deliveries SET status = 'sending', message_id = ?, "
+                            "server = ?, attempts = attempts + 1, updated_at = ? WHERE issue = ? "
+                            "AND subscriber_id = ? AND claimed_by = ? AND lease_until > ?",
+                            [*entry.params, moment],
+                        ).rowcount
+                    self.conn.execute("COMMIT")
+                finally:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    if self.durable_commit_point:
+                        self.conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.OperationalError as exc:
+            error = failure(exc, self.path)
+            for entry in batch:
+                entry.changed, entry.error = 0, error
+        finally:
+            for entry in batch:
+                entry.done.set()
 
     @_database
     def mark(

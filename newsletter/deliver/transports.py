@@ -152,7 +152,7 @@ class SmtpTransport:
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(timeout=server.timeout, context=context)
             else:
                 smtp = smtplib.SMTP(timeout=server.timeout)
-            smtp._host = server.host  # the TLS server name, as the constructor would set it
+            smtp._host = server.host  # type: ignore[attr-defined]  # TLS server name
             self._connecting = smtp  # so that abort() can reach it while it connects
             smtp.connect(server.host, server.port)
             # The final "." goes in its own tiny write after the commit point: without
