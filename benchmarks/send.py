@@ -26,9 +26,10 @@ and discarding, shared by the baseline and the end-to-end run.
 3. End to end: the library's `campaign.send` in-process to all N subscribers, over C SMTP
    lanes, from an empty ledger: claims, rendering, the ledger's writes per copy (the commit
    point with synchronous=FULL), retries bookkeeping and all. Its rate is
-   `report.sent / report.seconds`, right after the baseline. Then the same with the commit
-   point at synchronous=NORMAL (under a fresh slug), for the cost of the durable commit point;
-   then two `newsletter send` processes started together on one fresh slug, sharing the
+   `report.sent / report.seconds`, right after the baseline. Then the price of a durable commit
+   point: the `sending` mark written alone by one worker (no group commit to share its fsync),
+   with synchronous=FULL (what `send` uses) and with NORMAL. Then two `newsletter send`
+   processes started together on one fresh slug with C/2 connections each, sharing the
    ledger's claims: all copies over the longer of their two send loops, and each one's peak.
 4. Peak memory: `python -m newsletter send ISSUE --yes --json` as a subprocess, for
    min(10,000, N) subscribers (a second project) and for N (the first project, under a fresh
@@ -75,6 +76,7 @@ from newsletter.compose.mergetags import MergeTemplate
 from newsletter.config import Config, load_config
 from newsletter.deliver.campaign import Campaign, SendOptions
 from newsletter.deliver.db import connect
+from newsletter.deliver.ledger import Ledger
 from newsletter.deliver.message import MessageFactory, Recipient
 from newsletter.deliver.sender import SendReport
 from newsletter.deliver.subscribers import ImportRow, SubscriberStore
@@ -363,23 +365,43 @@ def measure_baseline(port: int, data: bytes, sender: str, count: int, connection
     return count / seconds
 
 
-def measure_end_to_end(project: Path, connections: int, slug: str, durable: bool) -> SendReport:
-    """`campaign.send` in-process to every subscriber, from an empty ledger (a fresh slug);
-    `durable`: the commit point written with synchronous=FULL (the default), else NORMAL."""
-    if slug != SLUG:
-        shutil.copytree(project / "issues" / SLUG, project / "issues" / slug)
+def measure_end_to_end(project: Path, connections: int) -> SendReport:
+    """`campaign.send` in-process to every subscriber, from an empty ledger."""
     config = load_config(project / "newsletter.toml")
     options = SendOptions(connections=connections)
-    with Campaign(config, project / "issues" / slug, options) as campaign:
-        campaign.ledger.durable_commit_point = durable
+    with Campaign(config, project / "issues" / SLUG, options) as campaign:
         return campaign.send()
 
 
-def measure_shared(project: Path, slug: str) -> tuple[float, list[float], list[dict[str, Any]]]:
-    """Two `newsletter send` processes started together on one issue: their combined rate
-    (all copies over the longer send loop), each one's peak RSS (MB) and JSON summary."""
+def measure_commit_point(project: Path, count: int = 300) -> tuple[float, float]:
+    """µs per commit point written alone (one worker, nothing to share an fsync with) with
+    synchronous=FULL and with NORMAL, on rows claimed under a fresh slug."""
+    ledger = Ledger(connect(project / "newsletter.db"), f"{SLUG}-commit-point")
+    try:
+        ledger.enqueue()
+        jobs = ledger.claim(2 * count)
+        timings = []
+        for durable, share in ((True, jobs[:count]), (False, jobs[count:])):
+            ledger.durable_commit_point = durable
+            start = time.perf_counter()
+            for job in share:
+                ledger.mark_sending(job.subscriber_id, "<benchmark>", "sink")
+            timings.append((time.perf_counter() - start) / len(share) * 1e6)
+    finally:
+        ledger.conn.close()
+    return timings[0], timings[1]
+
+
+def measure_shared(
+    project: Path, slug: str, connections: int
+) -> tuple[float, list[float], list[dict[str, Any]]]:
+    """Two `newsletter send` processes started together on one issue, each with half the
+    connections: their combined rate (all copies over the longer send loop), each one's peak
+    RSS (MB) and JSON summary."""
     shutil.copytree(project / "issues" / SLUG, project / "issues" / slug)
-    command = [sys.executable, "-m", "newsletter", "send", f"issues/{slug}", "--yes", "--json"]
+    half = str(max(1, connections // 2))
+    command = [sys.executable, "-m", "newsletter", "send", f"issues/{slug}", "--yes", "--json",
+               "--connections", half]  # fmt: skip
     runs = [
         subprocess.Popen([sys.executable, "-c", WRAPPER, *command], cwd=project,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -478,17 +500,15 @@ def measure(count: int, connections: int, skip_memory: bool) -> list[Figure]:
         log.print(f"baseline: {baseline_count:,} identical copies over {connections} smtplib…")
         baseline = measure_baseline(port, data, sender, baseline_count, connections)
         log.print(f"end to end: campaign.send to {count:,} subscribers…")
-        report = measure_end_to_end(big, connections, SLUG, durable=True)
+        report = measure_end_to_end(big, connections)
         if report.sent != count:
             raise RuntimeError(f"campaign.send sent {report.sent} of {count}: {report}")
         rate = report.sent / report.seconds
         log.print(f"  sent {report.sent:,} in {report.seconds:.1f} s")
-        log.print("end to end again, the commit point at synchronous=NORMAL (for its cost)…")
-        normal = measure_end_to_end(big, connections, f"{SLUG}-normal", durable=False)
-        normal_rate = normal.sent / normal.seconds
-        cost = (1 / rate - 1 / normal_rate) * 1e6 * connections
+        full, normal = measure_commit_point(big)
+        log.print(f"commit point alone: {full:.0f} µs at synchronous=FULL, {normal:.0f} µs NORMAL")
         log.print("two send processes sharing one issue…")
-        shared, peaks, summaries = measure_shared(big, f"{SLUG}-shared")
+        shared, peaks, summaries = measure_shared(big, f"{SLUG}-shared", connections)
         split = " + ".join(f"{summary['sent']:,}" for summary in summaries)
         log.print(f"  sent {split} at {shared:.0f}/s together")
         if sum(summary["sent"] for summary in summaries) != count:
@@ -508,17 +528,13 @@ def measure(count: int, connections: int, skip_memory: bool) -> list[Figure]:
                 verdict(rate / baseline >= RATE_GOAL),
             ),
             Figure(
-                "  same, commit point synchronous=NORMAL",
-                round(normal_rate),
-                "msg/s",
-                "",
-                round(normal_rate / baseline, 3),
-            ),
-            Figure(
-                "  cost of synchronous=FULL per copy and connection",
-                round(cost),
+                "  commit point alone, synchronous=FULL",
+                round(full),
                 "µs",
+                "",
+                round(full / normal, 1),
             ),
+            Figure("  commit point alone, synchronous=NORMAL", round(normal), "µs"),
             Figure(
                 f"two processes sharing one send ({split})",
                 round(shared),

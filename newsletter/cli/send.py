@@ -244,16 +244,20 @@ def status(issue_dir: IssueArgument, json: JsonOption = False, config: ConfigOpt
     settings = load_config(config, start=issue_dir)
     slug = issue_dir.resolve().name if issue_dir.is_dir() else issue_dir.resolve().parent.name
     ledger = Ledger(connect(settings.path(settings.database)), slug)
-    counts, problems = ledger.counts(), ledger.problems()
+    counts, problems, uncertain = ledger.counts(), ledger.problems(), ledger.uncertain()
     if json:
-        console.print_json({"issue": slug, "counts": counts, "problems": problems})
+        console.print_json(
+            {"issue": slug, "counts": counts, "uncertain": uncertain, "problems": problems}
+        )
         return
     console.out.print(f"{slug}: " + ", ".join(f"{status} {n}" for status, n in counts.items()))
-    if counts["sending"]:
+    if uncertain:
         console.out.print(
-            f"{counts['sending']} uncertain (the process stopped while the server was "
-            "answering); they are not resent unless you pass --resend-uncertain."
+            f"{uncertain} uncertain (the process stopped or the connection was lost while the "
+            "server was answering); they are not resent unless you pass --resend-uncertain."
         )
+    if counts["sending"] > uncertain:
+        console.out.print(f"{counts['sending'] - uncertain} being sent right now.")
     if problems:
         table = Table("address", "status", "attempts", "last reply", "when")
         for row in problems:

@@ -389,13 +389,13 @@ class Ledger:
         self, subscriber_id: int, status: str, reply: str, attempts: int | None = None
     ) -> None:
         """Record an outcome (`sent`, `queued` for a retry this process keeps, `deferred`,
-        `failed`); only `queued` keeps the claim."""
+        `failed`) of a row this process holds; only `queued` keeps the claim."""
         self._write(
             "UPDATE deliveries SET status = ?, last_reply = ?, "
             "attempts = coalesce(?, attempts), updated_at = ?, "
             "lease_until = CASE WHEN ? = 'queued' THEN lease_until ELSE 0 END "
-            "WHERE issue = ? AND subscriber_id = ?",
-            [status, reply, attempts, stamp(), status, self.issue, subscriber_id],
+            "WHERE issue = ? AND subscriber_id = ? AND claimed_by = ?",
+            [status, reply, attempts, stamp(), status, self.issue, subscriber_id, self.owner],
         )
 
     @_database
@@ -403,8 +403,8 @@ class Ledger:
         """The reply to a handed-over copy was lost: it stays `sending`, released, uncertain."""
         self._write(
             "UPDATE deliveries SET last_reply = ?, lease_until = 0, updated_at = ? "
-            "WHERE issue = ? AND subscriber_id = ? AND status = 'sending'",
-            [reply, stamp(), self.issue, subscriber_id],
+            "WHERE issue = ? AND subscriber_id = ? AND status = 'sending' AND claimed_by = ?",
+            [reply, stamp(), self.issue, subscriber_id, self.owner],
         )
 
     # -- what the ledger says ---------------------------------------------------------------

@@ -426,7 +426,7 @@ def send_issue(
                     run.claimed.extend(batch)
                     continue
                 if ledger.held_elsewhere(("queued",)):
-                    poll_at, reap = time.monotonic() + 1.0, True  # rows may come back
+                    poll_at, reap = time.monotonic() + 0.25, True  # rows may come back
                 else:
                     exhausted = True
             if job is None:
