@@ -256,3 +256,49 @@ def test_a_second_send_of_the_same_issue_says_so_and_shares_the_work(
     assert min(sent) > 0 and sum(sent) == 150
     received = sink.per_recipient()
     assert sorted(received) == sorted(emails) and set(received.values()) == {1}
+
+
+def test_a_connection_that_stalls_times_out_and_its_copy_is_retried(
+    runner: CliRunner, example: Path, project: Path, smtp_project: Configure
+) -> None:
+    emails = populate(project, 12)
+    sink = Sink(stall=lambda connection: 3.0 if connection == 1 else 0.0)
+    with running_sink(sink) as port:
+        config = smtp_project(port, connections=1)
+        config.write_text(config.read_text().replace("timeout = 5", "timeout = 1"))
+        started = time.monotonic()
+        result = runner.invoke(app, ["send", str(example), "--yes"])
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started < 30
+    received = sink.per_recipient()
+    assert sorted(received) == sorted(emails) and set(received.values()) == {1}
+    assert sink.connections >= 2  # the stalled one was given up and a new one opened
+
+
+def test_when_every_connection_is_gone_the_send_stops_with_one_reason(
+    example: Path, project: Path, smtp_project: Configure
+) -> None:
+    emails = populate(project, 200)
+    sink = Sink()
+    with running_sink(sink) as port:
+        smtp_project(port, connections=2)
+        process = start_send(project, example, "--rate", "50/s")
+        wait_until(lambda: sink.count >= 10, process, 60)
+    _, err = process.communicate(timeout=60)  # the server is gone: no connection can be made
+    assert process.returncode == 1, err
+    assert "every connection was lost" in err and "Traceback" not in err
+    assert "To resume, run: newsletter send" in err
+    counts = ledger_of(project / "newsletter.db", example).counts()
+    assert counts["sent"] + counts["sending"] + counts["queued"] == 200
+    assert counts["queued"] >= 200 - sink.count - 2  # at most one in flight per connection
+    with running_sink(sink) as port:
+        config = project / "newsletter.toml"
+        config.write_text(re.sub(r"port = \d+", f"port = {port}", config.read_text()))
+        rerun = start_send(project, example)
+        _, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err
+    received = sink.per_recipient()
+    assert max(received.values()) == 1
+    ledger = ledger_of(project / "newsletter.db", example)
+    uncertain = {row["email"] for row in ledger.problems() if row["status"] == "sending"}
+    assert set(emails) - set(received) <= uncertain and ledger.counts()["queued"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,9 +16,9 @@ from newsletter.config import load_config
 from newsletter.deliver import campaign
 from newsletter.deliver.campaign import SendOptions, SendRefused
 from newsletter.deliver.db import connect
-from newsletter.deliver.ledger import Ledger
+from newsletter.deliver.ledger import ClaimLost, Ledger
 from newsletter.deliver.message import MessageFactory
-from newsletter.deliver.sender import Lane, Policy, send_issue
+from newsletter.deliver.sender import Lane, Policy, SendReport, send_issue
 from newsletter.deliver.subscribers import SubscriberStore
 from newsletter.deliver.tokens import signer_for
 from newsletter.deliver.transports import MaildirTransport
@@ -91,6 +92,7 @@ def test_an_arbitrary_exception_fails_only_its_copy(example: Path, project: Path
     ledger = Ledger(connect(database), example.name)
     lanes = [Lane(Exploding(project / "outbox", before, after)) for _ in range(2)]
     done = threading.Event()
+    results: list[SendReport] = []
 
     def run() -> None:
         report = send_issue(factory, ledger, SubscriberStore.open(database), lanes,
@@ -98,7 +100,6 @@ def test_an_arbitrary_exception_fails_only_its_copy(example: Path, project: Path
         results.append(report)
         done.set()
 
-    results: list = []
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert done.wait(30), "the send hung"
@@ -123,13 +124,9 @@ def test_claims_are_exclusive_and_leases_expire(example: Path, project: Path) ->
     assert not {j.subscriber_id for j in mine} & {j.subscriber_id for j in theirs}
     first.mark_sending(mine[0].subscriber_id, "<id>", "outbox")  # reaches the commit point
     assert second.held_elsewhere() == [first.owner]
-    import time
-
     time.sleep(0.4)  # the first process stops renewing: its lease runs out
     taken = second.claim(10)
     assert sorted(j.subscriber_id for j in taken) == sorted(j.subscriber_id for j in mine[1:])
     assert second.uncertain() == 1  # the one that reached `sending` is never claimed again
-    from newsletter.deliver.ledger import ClaimLost
-
     with pytest.raises(ClaimLost):  # the first process wakes up: it may not send any more
         first.mark_sending(mine[1].subscriber_id, "<id>", "outbox")
