@@ -473,14 +473,13 @@ def send_issue(
 
 
 def _hand_back(jobs: queue.Queue[Job | None], run: _Run) -> None:
-    """No worker is left: what is still queued for them comes back unsent."""
-    while True:
-        try:
-            job = jobs.get_nowait()
-        except queue.Empty:
-            return
-        if job is not None:
-            run.in_flight -= 1
+    """No worker is left: what is still queued for them comes back unsent (their claims are
+    released at the end). Each worker posted its copies' results before its own end, and
+    those were read first, so nothing can be in flight any more."""
+    with contextlib.suppress(queue.Empty):
+        while True:
+            jobs.get_nowait()
+    run.in_flight = 0
 
 
 def _finish(
