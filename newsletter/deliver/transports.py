@@ -9,11 +9,16 @@ server never accepted the message; a crash after it is the one uncertain case.
     DeliveryError           one message was not accepted
     ├── permanent (5xx)     do not retry; 550/551/553 mean the address bounced
     └── temporary (4xx)     retry later
-    ConnectionLost          the connection dropped (or timed out) before the final ".": the
-                            server cannot have the message, so it is retried
-    ReplyLost               the connection dropped (or timed out) after the final "." and
+    ConnectionLost          the connection dropped (or timed out) before the final ".", or
+                            was reset with the "." unread: the server cannot have the message,
+                            so it is retried
+    ReplyLost               the connection was closed (or timed out) after the final "." and
                             before the reply: the server may have the message. This is the
                             same uncertain case as a crash at that instant (ledger.py).
+
+A server that read everything and then closes sends an orderly close (FIN); one that closes
+with data still unread makes the kernel answer with a reset (RST), which is how a connection
+dropped in the middle of DATA is told from a reply lost after an accepted message.
 
 An exception raised by `commit_point()` aborts the message: the connection is closed before the
 final ".", so the server discards what it got.
@@ -228,6 +233,12 @@ class SmtpTransport:
             code, message = smtp.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
+            if isinstance(exc, ConnectionResetError) or isinstance(
+                exc.__context__, ConnectionResetError
+            ):
+                # A reset, not an orderly close: the server closed with our data unread (or it
+                # arrived after the close), so it never read the final "." either.
+                raise ConnectionLost(str(exc)) from None
             raise ReplyLost(str(exc) or type(exc).__name__) from None
         if code != 250:
             raise DeliveryError(code, _reply(message))
