@@ -51,7 +51,7 @@ class Sink:
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.messages.append((rcpt, bytes(envelope.original_content or b"")))
-        if envelope.rcpt_tos and self.drop_before_reply(envelope.rcpt_tos[0]):
+        if envelope.rcpt_tos and self.drop_before_reply(envelope.rcpt_tos[0]) and server.transport:
             server.transport.close()  # taken, and the reply never comes
         return "250 2.0.0 Queued"
 
@@ -97,7 +97,8 @@ class _DroppingSMTP(SMTP):
         with sink.lock:
             sink.datas += 1
             every = sink.drop_every_data and sink.datas % sink.drop_every_data == 0
-        if self.envelope.rcpt_tos and (every or sink.drop_mid_data(self.envelope.rcpt_tos[0])):
+        rcpts = self.envelope.rcpt_tos if self.envelope else []
+        if rcpts and self.transport and (every or sink.drop_mid_data(rcpts[0])):
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             self.transport.close()
             return
