@@ -176,8 +176,16 @@ class Campaign:
         self.dkim = dkim_key(config)
         database = config.path(config.database)
         self.store = SubscriberStore.open(database)
-        self.ledger = Ledger(connect(database), self.slug)
-        self.settings = resolve(config, self.ledger, options)
+        try:
+            self.ledger = Ledger(connect(database), self.slug)
+        except BaseException:
+            self.store.conn.close()
+            raise
+        try:
+            self.settings = resolve(config, self.ledger, options)
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> Campaign:
         return self
