@@ -23,9 +23,14 @@ and discarding, shared by the baseline and the end-to-end run.
 2. Baseline: one rendered copy's bytes pushed min(N, 20,000) times over C reused `smtplib`
    connections, one thread each calling `sendmail` in a plain loop: the fastest the sink takes
    mail from the plainest client.
-3. End to end: `send_issue` in-process to all N subscribers, over C SMTP lanes, from an empty
-   ledger: rendering, the ledger's two writes per copy, retries bookkeeping and all.
-   Its rate is `report.sent / report.seconds`, right after the baseline.
+3. End to end: the library's `campaign.send` in-process to all N subscribers, over C SMTP
+   lanes, from an empty ledger: claims, rendering, the ledger's writes per copy (the commit
+   point with synchronous=FULL), retries bookkeeping and all. Its rate is
+   `report.sent / report.seconds`, right after the baseline. Then the price of a durable commit
+   point: the `sending` mark written alone by one worker (no group commit to share its fsync),
+   with synchronous=FULL (what `send` uses) and with NORMAL. Then two `newsletter send`
+   processes started together on one fresh slug with C/2 connections each, sharing the
+   ledger's claims: all copies over the longer of their two send loops, and each one's peak.
 4. Peak memory: `python -m newsletter send ISSUE --yes --json` as a subprocess, for
    min(10,000, N) subscribers (a second project) and for N (the first project, under a fresh
    issue slug so the ledger starts empty). On Linux a child's ru_maxrss starts from its
@@ -69,10 +74,11 @@ from newsletter.compose.build import BuiltIssue, build_issue
 from newsletter.compose.issues import load_issue
 from newsletter.compose.mergetags import MergeTemplate
 from newsletter.config import Config, load_config
+from newsletter.deliver.campaign import Campaign, SendOptions
 from newsletter.deliver.db import connect
 from newsletter.deliver.ledger import Ledger
 from newsletter.deliver.message import MessageFactory, Recipient
-from newsletter.deliver.sender import Policy, SendReport, make_lanes, send_issue
+from newsletter.deliver.sender import SendReport
 from newsletter.deliver.subscribers import ImportRow, SubscriberStore
 from newsletter.deliver.tokens import SECRET_ENV, Signer, signer_for
 
@@ -254,7 +260,7 @@ def parses_back(
 
 
 def measure_render(project: Path, count: int) -> tuple[list[Figure], MessageFactory, bytes]:
-    """Per-copy figures; also the factory and one rendered copy for the SMTP runs."""
+    """Per-copy figures; also the factory and one rendered copy for the baseline."""
     config = load_config(project / "newsletter.toml")
     built = build_issue(load_issue(project / "issues" / SLUG), config)
     signer = signer_for(config)
@@ -359,28 +365,56 @@ def measure_baseline(port: int, data: bytes, sender: str, count: int, connection
     return count / seconds
 
 
-def measure_end_to_end(project: Path, factory: MessageFactory, connections: int) -> SendReport:
-    """`send_issue` in-process to every subscriber, from an empty ledger."""
+def measure_end_to_end(project: Path, connections: int) -> SendReport:
+    """`campaign.send` in-process to every subscriber, from an empty ledger."""
     config = load_config(project / "newsletter.toml")
-    database = config.path(config.database)
-    lanes = make_lanes(config, "smtp", SLUG, connections=connections)
-    ledger = Ledger(connect(database), SLUG)
-    sending = config.sending
-    policy = Policy(
-        sending.max_attempts,
-        sending.retry_delay,
-        sending.max_consecutive_failures,
-        sending.batch_size,
-    )
+    options = SendOptions(connections=connections)
+    with Campaign(config, project / "issues" / SLUG, options) as campaign:
+        return campaign.send()
+
+
+def measure_commit_point(project: Path, count: int = 300) -> tuple[float, float]:
+    """µs per commit point written alone (one worker, nothing to share an fsync with) with
+    synchronous=FULL and with NORMAL, on rows claimed under a fresh slug."""
+    ledger = Ledger(connect(project / "newsletter.db"), f"{SLUG}-commit-point")
     try:
-        with SubscriberStore.open(database) as store:
-            for lane in lanes:
-                lane.transport.open()
-            return send_issue(factory, ledger, store, lanes, config.sender.address, policy=policy)
+        ledger.enqueue()
+        jobs = ledger.claim(2 * count)
+        timings = []
+        for durable, share in ((True, jobs[:count]), (False, jobs[count:])):
+            ledger.durable_commit_point = durable
+            start = time.perf_counter()
+            for job in share:
+                ledger.mark_sending(job.subscriber_id, "<benchmark>", "sink")
+            timings.append((time.perf_counter() - start) / len(share) * 1e6)
     finally:
-        for lane in lanes:
-            lane.transport.close()
         ledger.conn.close()
+    return timings[0], timings[1]
+
+
+def measure_shared(
+    project: Path, slug: str, connections: int
+) -> tuple[float, list[float], list[dict[str, Any]]]:
+    """Two `newsletter send` processes started together on one issue, each with half the
+    connections: their combined rate (all copies over the longer send loop), each one's peak
+    RSS (MB) and JSON summary."""
+    shutil.copytree(project / "issues" / SLUG, project / "issues" / slug)
+    half = str(max(1, connections // 2))
+    command = [sys.executable, "-m", "newsletter", "send", f"issues/{slug}", "--yes", "--json",
+               "--connections", half]  # fmt: skip
+    runs = [
+        subprocess.Popen([sys.executable, "-c", WRAPPER, *command], cwd=project,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    results = [json.loads(run.communicate(timeout=3600)[0]) for run in runs]
+    for result in results:
+        if result["code"] != 0:
+            raise RuntimeError(f"newsletter send failed ({result['code']}): {result['err']}")
+    summaries = [json.loads(result["out"]) for result in results]
+    sent = sum(summary["sent"] for summary in summaries)
+    seconds = max(summary["seconds"] for summary in summaries)
+    return sent / seconds, [result["kb"] / 1024 for result in results], summaries
 
 
 def peak_memory(project: Path, slug: str) -> tuple[float, dict[str, Any]]:
@@ -459,18 +493,26 @@ def measure(count: int, connections: int, skip_memory: bool) -> list[Figure]:
             log.print(f"  took {fill_subscribers(small, small_count):.1f} s")
 
         log.print("personalisation + MIME…")
-        figures, factory, data = measure_render(big, count)
+        figures, _, data = measure_render(big, count)
 
         sender = load_config(big / "newsletter.toml").sender.address
         baseline_count = min(count, BASELINE_MAX)
         log.print(f"baseline: {baseline_count:,} identical copies over {connections} smtplib…")
         baseline = measure_baseline(port, data, sender, baseline_count, connections)
-        log.print(f"end to end: send_issue to {count:,} subscribers…")
-        report = measure_end_to_end(big, factory, connections)
+        log.print(f"end to end: campaign.send to {count:,} subscribers…")
+        report = measure_end_to_end(big, connections)
         if report.sent != count:
-            raise RuntimeError(f"send_issue sent {report.sent} of {count}: {report}")
+            raise RuntimeError(f"campaign.send sent {report.sent} of {count}: {report}")
         rate = report.sent / report.seconds
         log.print(f"  sent {report.sent:,} in {report.seconds:.1f} s")
+        full, normal = measure_commit_point(big)
+        log.print(f"commit point alone: {full:.0f} µs at synchronous=FULL, {normal:.0f} µs NORMAL")
+        log.print("two send processes sharing one issue…")
+        shared, peaks, summaries = measure_shared(big, f"{SLUG}-shared", connections)
+        split = " + ".join(f"{summary['sent']:,}" for summary in summaries)
+        log.print(f"  sent {split} at {shared:.0f}/s together")
+        if sum(summary["sent"] for summary in summaries) != count:
+            raise RuntimeError(f"the two processes sent {split} of {count}")
         figures += [
             Figure(
                 f"baseline smtplib ({baseline_count:,} copies)",
@@ -478,12 +520,36 @@ def measure(count: int, connections: int, skip_memory: bool) -> list[Figure]:
                 "msg/s",
             ),
             Figure(
-                f"end to end send_issue ({count:,})",
+                f"end to end campaign.send ({count:,})",
                 round(rate),
                 "msg/s",
                 f"ratio ≥ {RATE_GOAL}",
                 round(rate / baseline, 3),
                 verdict(rate / baseline >= RATE_GOAL),
+            ),
+            Figure(
+                "  commit point alone, synchronous=FULL",
+                round(full),
+                "µs",
+                "",
+                round(full / normal, 1),
+            ),
+            Figure("  commit point alone, synchronous=NORMAL", round(normal), "µs"),
+            Figure(
+                f"two processes sharing one send ({split})",
+                round(shared),
+                "msg/s",
+                f"ratio ≥ {RATE_GOAL}",
+                round(shared / baseline, 3),
+                verdict(shared / baseline >= RATE_GOAL),
+            ),
+            Figure(
+                "  peak RSS of each",
+                " / ".join(f"{peak:.1f}" for peak in peaks),
+                "MB",
+                f"< {MEMORY_GOAL_MB:.0f} MB",
+                round(max(peaks) / MEMORY_GOAL_MB, 2),
+                verdict(max(peaks) < MEMORY_GOAL_MB),
             ),
         ]
         if small is not None:

@@ -1,7 +1,9 @@
 """A real SMTP server for tests: aiosmtpd on 127.0.0.1, recording or refusing what it gets.
 
-`Sink` decides per recipient: accept, refuse at RCPT with a given reply (451, 550...), or
-drop the connection in the middle of DATA (once). It can be run in a thread of the test
+`Sink` decides per recipient: accept, refuse at RCPT with a given reply (451, 550...), drop
+the connection in the middle of DATA, or take the message and drop the connection before
+replying; it can also drop every Nth DATA and stall a connection (by its number) at MAIL.
+`stalled_server` accepts connections and never says a word. It can be run in a thread of the test
 process (`running_sink`) or as its own process (`python tests/smtp_sink.py PORT`).
 """
 
@@ -34,6 +36,11 @@ class Sink:
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     refuse: Callable[[str], str | None] = lambda address: None
     drop_mid_data: Callable[[str], bool] = lambda address: False
+    drop_before_reply: Callable[[str], bool] = lambda address: False
+    drop_every_data: int = 0
+    stall: Callable[[int], float] = lambda connection: 0.0
+    connections: int = 0
+    datas: int = 0
     messages: list[tuple[str, bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,6 +58,8 @@ class Sink:
             self.envelopes.append((str(envelope.mail_from), list(envelope.mail_options)))
             for rcpt in envelope.rcpt_tos:
                 self.messages.append((rcpt, bytes(envelope.original_content or b"")))
+        if envelope.rcpt_tos and self.drop_before_reply(envelope.rcpt_tos[0]) and server.transport:
+            server.transport.close()  # taken, and the reply never comes
         return "250 2.0.0 Queued"
 
     @property
@@ -71,11 +80,32 @@ class Sink:
 
 
 class _DroppingSMTP(SMTP):
-    """Closes the connection right after '354' for recipients the sink wants dropped."""
+    """Closes the connection right after '354' for recipients the sink wants dropped (and
+    every Nth DATA); stalls at MAIL on the connections the sink wants stalled."""
+
+    number = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sink: Sink = self.event_handler
+        with sink.lock:
+            sink.connections += 1
+            self.number = sink.connections
+        super().connection_made(transport)
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        sink: Sink = self.event_handler
+        delay = sink.stall(self.number)
+        if delay:
+            await asyncio.sleep(delay)
+        await super().smtp_MAIL(arg)
 
     async def smtp_DATA(self, arg: str) -> None:
         sink: Sink = self.event_handler
-        if self.envelope.rcpt_tos and sink.drop_mid_data(self.envelope.rcpt_tos[0]):
+        with sink.lock:
+            sink.datas += 1
+            every = sink.drop_every_data and sink.datas % sink.drop_every_data == 0
+        rcpts = self.envelope.rcpt_tos if self.envelope else []
+        if rcpts and self.transport and (every or sink.drop_mid_data(rcpts[0])):
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             self.transport.close()
             return
@@ -105,6 +135,42 @@ def running_sink(sink: Sink) -> Iterator[int]:
         yield port
     finally:
         controller.stop()
+
+
+@dataclass
+class Stalled:
+    """A server that never answers: its port and the connections it holds."""
+
+    port: int
+    held: list[socket.socket] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def stalled_server() -> Iterator[Stalled]:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stalled = Stalled(int(listener.getsockname()[1]))
+    held = stalled.held
+    done = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield stalled
+    finally:
+        done.set()
+        thread.join(5)
+        for connection in held:
+            connection.close()
+        listener.close()
 
 
 class _Counting:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+import contextlib
+import shlex
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -18,53 +22,58 @@ from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.cli.confirm import confirm_send
 from newsletter.cli.later import due_time, schedule_send, warn_unpublished
 from newsletter.cli.overview import print_overview
-from newsletter.compose.build import BuiltIssue, build_issue
 from newsletter.compose.issues import load_issue
-from newsletter.config import Config, load_config
+from newsletter.config import load_config
+from newsletter.deliver.campaign import Campaign, DryRunReport, SendOptions, TestSendReport
 from newsletter.deliver.db import connect
 from newsletter.deliver.history import overrides, record_override
-from newsletter.deliver.journal import apply_journal
-from newsletter.deliver.keycheck import check_signing_key
 from newsletter.deliver.ledger import Ledger
-from newsletter.deliver.message import DkimKey, MessageFactory, Recipient
-from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send_issue
-from newsletter.deliver.subscribers import Status, SubscriberStore, normalize_email
-from newsletter.deliver.tokens import key_source, signer_for, token_from
-from newsletter.deliver.transports import DeliveryError
+from newsletter.deliver.sender import SendReport
+from newsletter.deliver.subscribers import Status, SubscriberStore
+from newsletter.deliver.tokens import signer_for, token_from
 from newsletter.deliver.worker import utc_clock
 from newsletter.errors import InputError, Problem
-from newsletter.validation import parse_rate
 
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
 
 
-def _store(config: Config) -> SubscriberStore:
-    return SubscriberStore.open(config.path(config.database))
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C or SIGTERM while the send runs (a second one hurries it)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
 
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
 
-def _policy(config: Config) -> Policy:
-    sending = config.sending
-    return Policy(
-        sending.max_attempts,
-        sending.retry_delay,
-        sending.max_consecutive_failures,
-        sending.batch_size,
-    )
-
-
-def _open(lanes: list[Lane]) -> None:
-    opened: list[Lane] = []
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for lane in lanes:
-            lane.transport.open()
-            opened.append(lane)
-    except BaseException:
-        for lane in opened:
-            lane.transport.close()
-        raise
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
-def _summary(report: SendReport) -> dict[str, object]:
+def _resume_command(issue_dir: Path, campaign: Campaign, config: Path | None) -> str:
+    """The exact command that continues this send as it was started."""
+    settings = campaign.settings
+    words = ["newsletter", "send", str(issue_dir), "--transport", settings.transport]
+    if settings.tag:
+        words += ["--tag", settings.tag]
+    if settings.rate:
+        words += ["--rate", settings.rate]
+    if settings.connections:
+        words += ["--connections", str(settings.connections)]
+    if config is not None:
+        words += ["--config", str(config)]
+    return shlex.join([*words, "--yes"])
+
+
+def _summary(report: SendReport, resume: str) -> dict[str, object]:
     return {
         "issue": report.issue,
         "transport": report.transport,
@@ -80,10 +89,12 @@ def _summary(report: SendReport) -> dict[str, object]:
         "interrupted": report.interrupted,
         "seconds": round(report.seconds, 3),
         "warnings": report.warnings,
+        "shared_with": len(report.shared_with),
+        "resume": resume if report.interrupted or report.paused or report.deferred else None,
     }
 
 
-def _print_summary(report: SendReport, slug_dir: Path) -> None:
+def _print_summary(report: SendReport, resume: str) -> None:
     rate = report.done / report.seconds if report.seconds else 0.0
     console.out.print(
         f"Sent {report.sent}, deferred {report.deferred}, failed {report.failed} "
@@ -92,74 +103,54 @@ def _print_summary(report: SendReport, slug_dir: Path) -> None:
     )
     if report.uncertain:
         console.warning(
-            f"{report.uncertain} copies were being sent when an earlier run was killed; the "
-            "server may or may not have them, so they were not resent (--resend-uncertain)"
+            f"{report.uncertain} copies are uncertain: the process was killed or the connection "
+            "lost after the message was handed over and before the server replied; the server "
+            "may or may not have them, so they were not resent (--resend-uncertain)"
         )
     for warning in report.warnings:
         console.warning(escape(warning))
     if report.interrupted:
-        console.err.print(f"Stopped. To resume, run: newsletter send {slug_dir} --yes")
+        console.err.print(f"Stopped. To resume, run: {escape(resume)}")
     elif report.paused:
         console.error(f"paused: {escape(report.paused)}")
+        console.err.print(f"To resume, run: {escape(resume)}")
     elif report.deferred:
-        console.err.print(f"{report.deferred} deferred: run send again later to retry them.")
+        console.err.print(
+            f"{report.deferred} deferred: run send again later to retry them: {escape(resume)}"
+        )
 
 
-def _test_send(
-    factory: MessageFactory, lanes: list[Lane], store: SubscriberStore, addresses: list[str],
-    envelope_from: str, as_json: bool,
-) -> None:  # fmt: skip
-    recipients = []
-    for address in addresses:
-        email = normalize_email(address)
-        known = store.get(email)
-        if known is None:
-            recipients.append(Recipient(email))
-        else:
-            recipients.append(Recipient(email, known.first_name, known.last_name,
-                                        public_id=known.public_id))  # fmt: skip
-    lane = lanes[0]
-    _open([lane])
-    results = []
-    try:
-        for recipient in recipients:
-            outgoing = factory.render(recipient)
-            try:
-                reply = lane.transport.send(
-                    envelope_from, recipient.email, outgoing.data, lambda: None
-                )
-                results.append({"to": recipient.email, "ok": True, "reply": reply})
-            except DeliveryError as exc:
-                results.append({"to": recipient.email, "ok": False, "reply": str(exc)})
-    finally:
-        lane.transport.close()
+def _print_test(report: TestSendReport, as_json: bool) -> None:
+    results = [{"to": r.to, "ok": r.ok, "reply": r.reply} for r in report.results]
     if as_json:
         console.print_json({"test": True, "results": results})
         return
-    for result in results:
-        mark = "[green]sent[/]" if result["ok"] else "[red]refused[/]"
-        console.out.print(f"[TEST] {escape(result['to'])}: {mark} ({escape(result['reply'])})")
+    for result in report.results:
+        mark = "[green]sent[/]" if result.ok else "[red]refused[/]"
+        console.out.print(f"[TEST] {escape(result.to)}: {mark} ({escape(result.reply)})")
 
 
-def _dry_run(factory: MessageFactory, ledger: Ledger, tag: str | None, uncertain: bool,
-             transport: str, as_json: bool) -> None:  # fmt: skip
-    count = size = 0
-    for job in ledger.pending(tag, uncertain, unqueued=True):
-        copy = factory.render(
-            Recipient(job.email, job.first_name, job.last_name, job.subscriber_id, job.public_id)
-        )
-        count += 1
-        size += len(copy.data)
-    sent, inactive = ledger.skipped(tag)
-    result = {"dry_run": True, "would_send": count, "bytes": size, "transport": transport,
-              "skipped_already_sent": sent, "skipped_not_active": inactive}  # fmt: skip
+def _print_dry_run(report: DryRunReport, as_json: bool) -> None:
     if as_json:
-        console.print_json(result)
+        console.print_json({"dry_run": True, "would_send": report.would_send,
+                            "bytes": report.bytes, "transport": report.transport,
+                            "skipped_already_sent": report.skipped_sent,
+                            "skipped_not_active": report.skipped_inactive})  # fmt: skip
         return
     console.out.print(
-        f"Dry run: would send {count} messages ({size / 1e6:.1f} MB) through {transport}; "
-        f"{sent} already sent, {inactive} not active. Nothing was sent or recorded."
+        f"Dry run: would send {report.would_send} messages ({report.bytes / 1e6:.1f} MB) "
+        f"through {report.transport}; {report.skipped_sent} already sent, "
+        f"{report.skipped_inactive} not active. Nothing was sent or recorded."
     )
+
+
+def _on_start(report: SendReport, progress: Progress, task: int) -> None:
+    progress.update(task, total=report.pending)  # type: ignore[arg-type]
+    if report.shared_with:
+        console.err.print(
+            f"Another send of {report.issue} is running ({len(report.shared_with)} "
+            "process(es)); this one joins it and shares the work."
+        )
 
 
 class _Rate(TextColumn):
@@ -171,47 +162,21 @@ class _Rate(TextColumn):
         return f"{speed:.0f}/s" if speed else "…/s"
 
 
-def deliver(
-    settings: Config,
-    built: BuiltIssue,
-    transport: str,
-    *,
-    tag: str | None = None,
-    rate: float | None = None,
-    connections: int | None = None,
-    resend_uncertain: bool = False,
-    on_start: Callable[[SendReport], None] = lambda report: None,
-    on_progress: Callable[[SendReport], None] = lambda report: None,
-) -> SendReport:
-    """Send a built issue to every pending subscriber now (no questions asked)."""
-    factory = MessageFactory(
-        built, settings, signer_for(settings), dkim_key=DkimKey.from_config(settings)
-    )
-    ledger = Ledger(connect(settings.path(settings.database)), built.slug)
-    lanes = make_lanes(settings, transport, built.slug, rate=rate, connections=connections)
-    _open(lanes)
-    try:
-        return send_issue(
-            factory, ledger, _store(settings), lanes, settings.sender.address,
-            tag=tag, resend_uncertain=resend_uncertain, policy=_policy(settings),
-            on_start=on_start, on_progress=on_progress,
-        )  # fmt: skip
-    finally:
-        for lane in lanes:
-            lane.transport.close()
-
-
 @reports_errors
 def send(
     issue_dir: IssueArgument,
     transport: Annotated[
-        str | None, typer.Option(help="outbox or smtp (default: [sending] transport).")
+        str | None,
+        typer.Option(help="outbox or smtp (default: as the send was started, else [sending])."),
     ] = None,
     test: Annotated[
         list[str] | None,
         typer.Option("--test", help="Send only to this address, marked [TEST]; repeatable."),
     ] = None,
     tag: Annotated[str | None, typer.Option(help="Send only to subscribers with this tag.")] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Send only to readers who chose this topic ([[topics]]).")
+    ] = None,
     rate: Annotated[
         str | None, typer.Option(help="At most this rate, e.g. 10/s or 3600/h.")
     ] = None,
@@ -224,16 +189,14 @@ def send(
     ] = False,
     resend_uncertain: Annotated[
         bool,
-        typer.Option(help="Also resend copies whose server reply was lost in a crash."),
-    ] = False,
-    topic: Annotated[
-        str | None, typer.Option(help="Send only to readers who chose this topic ([[topics]]).")
-    ] = None,
-    accept_new_key: Annotated[
-        bool, typer.Option(help="The signing key was replaced on purpose: record the new one.")
+        typer.Option(help="Also resend copies whose server reply was lost."),
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Send despite check errors (recorded in the ledger).")
+        bool,
+        typer.Option(
+            help="Send despite check errors (recorded), or send the rest of a started send "
+            "another way (transport, tag)."
+        ),
     ] = False,
     skip_url_check: Annotated[
         bool,
@@ -250,85 +213,68 @@ def send(
     tz: Annotated[
         str | None, typer.Option("--tz", help="Time zone of --at (default: [schedule] timezone).")
     ] = None,
+    accept_new_key: Annotated[
+        bool, typer.Option(help="The signing key was replaced on purpose: record the new one.")
+    ] = False,
     json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Send an issue to every active subscriber who has not had it yet."""
     asked = utc_clock()  # a time given with --at must be later than when the command ran
     settings = load_config(config, start=issue_dir)
-    issue = load_issue(issue_dir)
     if at is not None and (dry_run or test):
         raise InputError(Problem("--at schedules a real send; leave out --dry-run and --test"))
     due = due_time(settings, at, tz) if at is not None else None
-    transport = transport or settings.sending.transport
-    if transport not in ("outbox", "smtp"):
-        raise InputError(Problem(f"unknown transport '{transport}'; use outbox or smtp"))
-    try:
-        per_second = parse_rate(rate) if rate else None
-    except ValueError as exc:
-        raise InputError(Problem(str(exc), field="--rate")) from None
     if topic is not None:
         if tag is not None:
             raise InputError(Problem("give --tag or --topic, not both"))
         tag = settings.topic(topic).tag
-    built = build_issue(issue, settings)
-    for warning in built.warnings:
-        console.warning(escape(warning))
-    if test:
-        if issue.status == "draft":
-            built = replace(built, subject=f"[DRAFT] {built.subject}")
-        factory = MessageFactory(
-            built, settings, signer_for(settings), test=True, dkim_key=DkimKey.from_config(settings)
-        )
-        lanes = make_lanes(
-            settings, transport, issue.slug, rate=per_second, connections=connections
-        )
-        _test_send(factory, lanes, _store(settings), test, settings.sender.address, json)
-        return
-    signer = signer_for(settings)
-    with _store(settings) as store:
-        check_signing_key(store.conn, signer, key_source(settings), accept=accept_new_key)
-        if not dry_run and due is None:
-            apply_journal(settings, signer, store)
-    overridden = send_gate(issue_dir, settings, force=force)
+    issue = load_issue(issue_dir)
+    overridden = [] if test else send_gate(issue_dir, settings, force=force)
     for error in overridden:
         console.warning(f"check error overridden by --force: {escape(error)}")
-    if due is not None:
-        if needs_url_check(settings, transport) and not skip_url_check:
-            warn_unpublished(settings, built)
-        schedule_send(
-            settings, issue, due, asked, tag=tag, force=force, skip=skip_url_check, as_json=json
-        )
-        return
-    if dry_run:
-        factory = MessageFactory(
-            built, settings, signer_for(settings), dkim_key=DkimKey.from_config(settings)
-        )
-        ledger = Ledger(connect(settings.path(settings.database)), issue.slug)
-        _dry_run(factory, ledger, tag, resend_uncertain, transport, json)
-        return
-    if needs_url_check(settings, transport) and not skip_url_check:
-        url_gate(built, settings)
-    if not yes:
-        confirm_send(settings, built, tag, resend_uncertain, transport)
-    if overridden:
-        record_override(connect(settings.path(settings.database)), issue.slug, overridden)
-    progress = Progress(
-        TextColumn("Sending"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(),
-        console=console.err, disable=json or not console.err.is_terminal,
-    )  # fmt: skip
-    task = progress.add_task("send", total=None)
-    with progress:
-        report = deliver(
-            settings, built, transport, tag=tag, rate=per_second, connections=connections,
-            resend_uncertain=resend_uncertain,
-            on_start=lambda r: progress.update(task, total=r.pending),
-            on_progress=lambda r: progress.update(task, completed=r.done),
+    options = SendOptions(transport, tag, rate, connections, resend_uncertain,
+                          force or bool(test), accept_new_key)  # fmt: skip
+    with Campaign(settings, issue, options) as campaign:
+        for warning in campaign.warnings:
+            console.warning(escape(warning))
+        if test:
+            _print_test(campaign.test_send(test), json)
+            return
+        check_urls = needs_url_check(settings, campaign.transport) and not skip_url_check
+        if due is not None:
+            if check_urls:
+                warn_unpublished(settings, campaign.built)
+            schedule_send(settings, issue, due, asked, tag=tag, force=force,
+                          skip=skip_url_check, as_json=json)  # fmt: skip
+            return
+        if dry_run:
+            _print_dry_run(campaign.dry_run(), json)
+            return
+        if check_urls:
+            url_gate(campaign.built, settings)
+        if not yes:
+            confirm_send(settings, campaign.built, campaign.tag, resend_uncertain,
+                         campaign.transport)  # fmt: skip
+        if overridden:
+            record_override(campaign.ledger.conn, issue.slug, overridden)
+        progress = Progress(
+            TextColumn("Sending"), BarColumn(), MofNCompleteColumn(), _Rate(),
+            TimeRemainingColumn(), console=console.err,
+            disable=json or not console.err.is_terminal,
         )  # fmt: skip
+        task = progress.add_task("send", total=None)
+        with _stop_on_signals() as stop, progress:
+            report = campaign.send(
+                stop=stop,
+                on_start=lambda r: _on_start(r, progress, task),
+                on_progress=lambda r: progress.update(task, completed=r.done),
+            )
+        resume = _resume_command(issue_dir, campaign, config)
     if json:
-        console.print_json(_summary(report))
+        console.print_json(_summary(report, resume))
     else:
-        _print_summary(report, issue_dir)
+        _print_summary(report, resume)
     if report.interrupted:
         raise typer.Exit(130)
     if report.paused:
@@ -350,21 +296,22 @@ def status(
     settings = load_config(config, start=issue_dir)
     slug = issue_dir.resolve().name if issue_dir.is_dir() else issue_dir.resolve().parent.name
     ledger = Ledger(connect(settings.path(settings.database)), slug)
-    counts, problems = ledger.counts(), ledger.problems()
+    counts, problems, uncertain = ledger.counts(), ledger.problems(), ledger.uncertain()
     forced = overrides(ledger.conn, slug)
     if json:
-        console.print_json(
-            {"issue": slug, "counts": counts, "problems": problems, "forced_past": forced}
-        )
+        console.print_json({"issue": slug, "counts": counts, "uncertain": uncertain,
+                            "problems": problems, "forced_past": forced})  # fmt: skip
         return
     console.out.print(f"{slug}: " + ", ".join(f"{status} {n}" for status, n in counts.items()))
     for errors in forced:
         console.out.print(f"Sent with --force past: {escape('; '.join(errors))}")
-    if counts["sending"]:
+    if uncertain:
         console.out.print(
-            f"{counts['sending']} uncertain (the process stopped while the server was "
-            "answering); they are not resent unless you pass --resend-uncertain."
+            f"{uncertain} uncertain (the process stopped or the connection was lost while the "
+            "server was answering); they are not resent unless you pass --resend-uncertain."
         )
+    if counts["sending"] > uncertain:
+        console.out.print(f"{counts['sending'] - uncertain} being sent right now.")
     if problems:
         table = Table("address", "status", "attempts", "last reply", "when")
         for row in problems:
@@ -386,7 +333,7 @@ def unsubscribe(
     """Apply an unsubscribe link (as the web endpoint would)."""
     settings = load_config(config)
     owner = signer_for(settings).read_subscriber_token(token_from(link))
-    store = _store(settings)
+    store = SubscriberStore.open(settings.path(settings.database))
     subscriber = owner.find(store)
     if subscriber is None:
         raise InputError(Problem("the link's subscriber is not on the list (any more)"))

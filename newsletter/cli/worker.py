@@ -13,11 +13,8 @@ from rich.markup import escape
 from newsletter.checks.gate import needs_url_check, send_gate, url_gate
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, reports_errors
-from newsletter.cli.send import deliver
-from newsletter.compose.build import build_issue
-from newsletter.compose.issues import load_issue
 from newsletter.config import Config, load_config
-from newsletter.deliver.db import connect
+from newsletter.deliver.campaign import Campaign, SendOptions
 from newsletter.deliver.history import record_override
 from newsletter.deliver.schedule import Scheduled
 from newsletter.deliver.sender import SendReport
@@ -30,12 +27,12 @@ def send_scheduled(config: Config, issue_dir: Path, row: Scheduled) -> SendRepor
     The one place the worker sends through; the gate stays in front of whatever sends.
     """
     overridden = send_gate(issue_dir, config, force=row.force)
-    built = build_issue(load_issue(issue_dir), config)
-    if needs_url_check(config, config.sending.transport) and not row.skip_url_check:
-        url_gate(built, config)
-    if overridden:
-        record_override(connect(config.path(config.database)), row.issue, overridden)
-    return deliver(config, built, config.sending.transport, tag=row.tag)
+    with Campaign(config, issue_dir, SendOptions(tag=row.tag)) as campaign:
+        if needs_url_check(config, campaign.transport) and not row.skip_url_check:
+            url_gate(campaign.built, config)
+        if overridden:
+            record_override(campaign.ledger.conn, row.issue, overridden)
+        return campaign.send()
 
 
 def _print(line: str) -> None:

@@ -167,11 +167,51 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # The ledger as a queue with claims (see ledger.py), and how each issue's send was started.
+    """
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE deliveries ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
+    CREATE TABLE sends (
+        issue TEXT PRIMARY KEY,
+        transport TEXT NOT NULL,
+        relays TEXT NOT NULL DEFAULT '',
+        tag TEXT NOT NULL DEFAULT '',
+        rate TEXT NOT NULL DEFAULT '',
+        connections INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
 
 
 class DatabaseError(NewsletterError):
     """The database file cannot be opened or is not one of ours."""
+
+
+def failure(exc: sqlite3.Error, path: Path | str) -> DatabaseError:
+    """One clear line for a database that cannot be used (full disk, read-only, locked...)."""
+    text = str(exc)
+    where = Path(path)
+    if (
+        "unable to open" in text
+        and where.parent.is_dir()
+        and not (
+            os.access(where.parent, os.W_OK) and (not where.exists() or os.access(where, os.W_OK))
+        )
+    ):
+        text = "readonly"
+    if "full" in text:
+        what = "the disk is full; free some space"
+    elif "readonly" in text or "read-only" in text:
+        what = "it is read-only; make the file and its folder writable"
+    elif "locked" in text or "busy" in text:
+        what = "another program keeps it locked; close that program"
+    elif "disk I/O" in text:
+        what = "the disk reported an I/O error; check the disk"
+    else:
+        return DatabaseError(f"{path}: the database failed ({text})")
+    return DatabaseError(f"{path}: cannot write the database: {what}, then run again")
 
 
 def now() -> str:
@@ -233,6 +273,8 @@ def connect(path: Path, lock_wait: float = 30.0) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         migrate(conn)
+    except sqlite3.OperationalError as exc:
+        raise failure(exc, path) from None
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"{path}: cannot open the database: {exc}") from None
     except OSError as exc:

@@ -3,24 +3,53 @@
     queued ──► sending ──► sent
       ▲           │
       └─ 4xx ─────┤──► deferred   (4xx after the last attempt; retried by the next run)
-                  └──► failed     (5xx)
+                  └──► failed     (5xx, or an error while rendering or handing over the copy)
 
 `sending` is written at the commit point, just before the server is told to accept the message.
-A row still `sending` after a crash is the one uncertain case: the server may or may not have the
-message. It is not resent unless the editor asks for it (`--resend-uncertain`).
+A row left `sending` is the one uncertain case: the process was killed, or the connection lost,
+after the message was handed over and before the server's reply. The server may or may not have
+the message, so it is not resent unless the editor asks for it (`--resend-uncertain`).
+
+The ledger is also a queue shared by any number of processes. A process *claims* a batch of
+rows (`claimed_by`, `lease_until`) in one short transaction, renews its lease while it works,
+and releases what it hands back; only rows whose lease has expired (or whose claimant, a process
+on this host, no longer exists) can be claimed again. A claimed row that reached `sending`
+is never claimed again automatically: when its lease runs out it is uncertain. Every
+write at the commit point checks that the claim still holds, so a process whose lease was taken
+over never sends. The claim logic lives only here: a server database would claim with
+`SELECT ... FOR UPDATE SKIP LOCKED` behind the same methods.
+
+Durability: the database runs in WAL mode with `synchronous = NORMAL` (a commit survives the
+process being killed), and the commit point alone is written with `synchronous = FULL`, so that
+it also survives a power cut: a copy the server may have is never forgotten and resent. The
+commit points of concurrent workers are written together (group commit) to share one fsync.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import os
+import socket
 import sqlite3
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
 
-from newsletter.deliver.db import now
+from newsletter.deliver.db import failure
+from newsletter.errors import NewsletterError
 
 RETRYABLE = ("queued", "deferred")
+STATUSES = ("queued", "sending", "sent", "deferred", "failed")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class ClaimLost(NewsletterError):
+    """Another process took over this row (our lease ran out): the copy must not be sent."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +64,33 @@ class Job:
     public_id: str = ""
 
 
+@dataclass
+class _CommitPoint:
+    """One worker's commit point, waiting for the group commit that writes it."""
+
+    params: tuple[Any, ...]
+    changed: int = 0
+    error: Exception | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """How an issue's send was started; a resume continues exactly this."""
+
+    transport: str
+    relays: str = ""
+    tag: str = ""
+    rate: str = ""
+    connections: int = 0
+
+
+def stamp() -> str:
+    """The current UTC time for ledger rows, to the millisecond (so that a run can tell the
+    rows it touched from those touched before it started)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
 def _segment(tag: str | None) -> tuple[str, list[Any]]:
     if tag is None:
         return "", []
@@ -44,18 +100,62 @@ def _segment(tag: str | None) -> tuple[str, list[Any]]:
     )
 
 
-class Ledger:
-    """The ledger rows of one issue. Safe to share between threads (one lock, one connection)."""
+def _database(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn SQLite's operational errors (full disk, read-only, locked) into one clear line."""
 
-    def __init__(self, conn: sqlite3.Connection, issue: str) -> None:
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            ledger: Ledger = args[0]  # type: ignore[assignment]
+            raise failure(exc, ledger.path) from None
+
+    return wrapper
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Ledger:
+    """The ledger rows of one issue. Safe to share between threads (one lock, one connection).
+
+    `owner` names this process in its claims (host:pid:random); `lease` is how long, in
+    seconds, a claim holds without being renewed.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        issue: str,
+        *,
+        lease: float = 60.0,
+        durable_commit_point: bool = True,
+    ) -> None:
         self.conn = conn
         self.issue = issue
+        self.lease = lease
+        self.durable_commit_point = durable_commit_point
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()
+        self._pending: list[_CommitPoint] = []
+        self._pending_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        rows = conn.execute("PRAGMA database_list").fetchall()
+        self.path = next((row[2] for row in rows if row[1] == "main"), "") or "the database"
 
-    def _write(self, sql: str, params: list[Any]) -> None:
+    def _write(self, sql: str, params: Sequence[Any]) -> int:
         with self._lock:
-            self.conn.execute(sql, params)
+            return int(self.conn.execute(sql, params).rowcount)
 
+    @_database
     def enqueue(self, tag: str | None = None) -> int:
         """Add a `queued` row for every active subscriber (in the segment) that has none yet."""
         where, params = _segment(tag)
@@ -63,7 +163,7 @@ class Ledger:
             cursor = self.conn.execute(
                 "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, status, updated_at) "
                 f"SELECT ?, s.id, 'queued', ? FROM subscribers s WHERE s.status = 'active'{where}",
-                [self.issue, now(), *params],
+                [self.issue, stamp(), *params],
             )
             return cursor.rowcount
 
@@ -80,6 +180,7 @@ class Ledger:
         )
         return sql, [self.issue, *statuses, *params]
 
+    @_database
     def count_pending(
         self, tag: str | None = None, uncertain: bool = False, unqueued: bool = False
     ) -> int:
@@ -95,11 +196,8 @@ class Ledger:
         batch_size: int = 500,
         unqueued: bool = False,
     ) -> Iterator[Job]:
-        """Stream the subscribers still to send to, in id order, a batch at a time.
-
-        `unqueued` also yields active subscribers that have no ledger row yet (for dry runs,
-        which must not write).
-        """
+        """Stream the subscribers still to send to, in id order, a batch at a time, without
+        claiming them (for dry runs; `unqueued` also yields those with no ledger row yet)."""
         sql, params = self._pending_sql(tag, uncertain, unqueued)
         last = 0
         while True:
@@ -116,25 +214,204 @@ class Ledger:
                 yield Job(*row)
             last = rows[-1][0]
 
-    def mark_sending(self, subscriber_id: int, message_id: str, server: str) -> None:
-        """Record the commit point: the message is about to become the server's."""
+    # -- the queue: claims and leases -------------------------------------------------------
+
+    def _release_dead_claims(self, moment: float) -> None:
+        """Expire the leases of claimants on this host whose process no longer exists."""
+        host = socket.gethostname()
+        owners = self.conn.execute(
+            "SELECT DISTINCT claimed_by FROM deliveries WHERE issue = ? AND lease_until > ? "
+            "AND claimed_by != ?",
+            [self.issue, moment, self.owner],
+        ).fetchall()
+        for (owner,) in owners:
+            owner_host, _, rest = owner.partition(":")
+            pid = rest.partition(":")[0]
+            if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+                self.conn.execute(
+                    "UPDATE deliveries SET lease_until = 0 WHERE issue = ? AND claimed_by = ?",
+                    [self.issue, owner],
+                )
+
+    @_database
+    def reap(self) -> None:
+        """Free the claims of processes on this host that no longer exist."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._release_dead_claims(time.time())
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+
+    @_database
+    def claim(
+        self,
+        limit: int,
+        *,
+        tag: str | None = None,
+        uncertain: bool = False,
+        before: str = "",
+        reap: bool = False,
+    ) -> list[Job]:
+        """Claim up to `limit` rows to send, in one short transaction.
+
+        Claimable: `queued` rows, and `deferred` rows (and with `uncertain`, `sending` ones)
+        last touched before `before` (the run's start, so a run does not retry what it has
+        just given up on), whose lease has expired. `reap` first frees the claims of dead
+        processes on this host.
+        """
+        moment = time.time()
+        where, params = _segment(tag)
+        others = "'deferred', 'sending'" if uncertain else "'deferred'"
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                if reap:
+                    self._release_dead_claims(moment)
+                rows = self.conn.execute(
+                    "SELECT s.id, s.email, s.first_name, s.last_name, d.attempts "
+                    "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+                    f"WHERE d.issue = ? AND (d.status = 'queued' OR (d.status IN ({others}) "
+                    "AND d.updated_at < ?)) AND d.lease_until < ? AND s.status = 'active'"
+                    f"{where} ORDER BY d.subscriber_id LIMIT ?",
+                    [self.issue, before, moment, *params, limit],
+                ).fetchall()
+                self.conn.executemany(
+                    "UPDATE deliveries SET claimed_by = ?, lease_until = ? "
+                    "WHERE issue = ? AND subscriber_id = ?",
+                    [(self.owner, moment + self.lease, self.issue, row[0]) for row in rows],
+                )
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        return [Job(*row) for row in rows]
+
+    @_database
+    def renew(self) -> None:
+        """Extend the lease of every row this process holds."""
         self._write(
-            "UPDATE deliveries SET status = 'sending', message_id = ?, server = ?, "
-            "attempts = attempts + 1, updated_at = ? WHERE issue = ? AND subscriber_id = ?",
-            [message_id, server, now(), self.issue, subscriber_id],
+            "UPDATE deliveries SET lease_until = ? WHERE issue = ? AND claimed_by = ? "
+            "AND lease_until > 0 AND status IN ('queued', 'sending')",
+            [time.time() + self.lease, self.issue, self.owner],
         )
 
+    @_database
+    def release(self, subscriber_ids: Sequence[int] = ()) -> None:
+        """Hand rows back (all this process holds when none are named): they can be claimed
+        at once, and a `sending` row among them is uncertain from now on."""
+        if subscriber_ids:
+            with self._lock:
+                self.conn.executemany(
+                    "UPDATE deliveries SET lease_until = 0 "
+                    "WHERE issue = ? AND subscriber_id = ? AND claimed_by = ?",
+                    [(self.issue, sid, self.owner) for sid in subscriber_ids],
+                )
+            return
+        self._write(
+            "UPDATE deliveries SET lease_until = 0 WHERE issue = ? AND claimed_by = ? "
+            "AND lease_until > 0",
+            [self.issue, self.owner],
+        )
+
+    @_database
+    def held_elsewhere(self, statuses: Sequence[str] = ("queued", "sending")) -> list[str]:
+        """The other processes holding live claims on rows of this issue in `statuses`."""
+        marks = ",".join("?" * len(statuses))
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT DISTINCT claimed_by FROM deliveries WHERE issue = ? AND lease_until > ? "
+                f"AND claimed_by != ? AND status IN ({marks})",
+                [self.issue, time.time(), self.owner, *statuses],
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def mark_sending(self, subscriber_id: int, message_id: str, server: str) -> None:
+        """Record the commit point: the message is about to become the server's.
+
+        Group commit: the commit points of every worker that arrives while one is being
+        written go into the next transaction together, so they share one fsync. Raises
+        ClaimLost when this process no longer holds the row's claim.
+        """
+        entry = _CommitPoint((message_id, server, stamp(), self.issue, subscriber_id, self.owner))
+        with self._pending_lock:
+            self._pending.append(entry)
+        while not entry.done.is_set():
+            if self._commit_lock.acquire(timeout=0.05):
+                try:
+                    with self._pending_lock:
+                        batch, self._pending = self._pending, []
+                    if batch:
+                        self._commit(batch)
+                finally:
+                    self._commit_lock.release()
+        if entry.error is not None:
+            raise entry.error
+        if not entry.changed:
+            raise ClaimLost(f"the claim on subscriber {subscriber_id} was lost")
+
+    def _commit(self, batch: list[_CommitPoint]) -> None:
+        """Write a batch of commit points in one transaction (synchronous=FULL if durable)."""
+        moment = time.time()
+        try:
+            with self._lock:
+                if self.durable_commit_point:
+                    self.conn.execute("PRAGMA synchronous = FULL")
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    for entry in batch:
+                        entry.changed = self.conn.execute(
+                            "UPDATE deliveries SET status = 'sending', message_id = ?, "
+                            "server = ?, attempts = attempts + 1, updated_at = ? WHERE issue = ? "
+                            "AND subscriber_id = ? AND claimed_by = ? AND lease_until > ?",
+                            [*entry.params, moment],
+                        ).rowcount
+                    self.conn.execute("COMMIT")
+                finally:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    if self.durable_commit_point:
+                        self.conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.OperationalError as exc:
+            error = failure(exc, self.path)
+            for entry in batch:
+                entry.changed, entry.error = 0, error
+        finally:
+            for entry in batch:
+                entry.done.set()
+
+    @_database
     def mark(
         self, subscriber_id: int, status: str, reply: str, attempts: int | None = None
     ) -> None:
-        """Record an outcome (`sent`, `queued` for a retry, `deferred`, `failed`)."""
+        """Record an outcome (`sent`, `queued` for a retry this process keeps, `deferred`,
+        `failed`) of a row this process holds; only `queued` keeps the claim."""
         self._write(
             "UPDATE deliveries SET status = ?, last_reply = ?, "
-            "attempts = coalesce(?, attempts), updated_at = ? "
-            "WHERE issue = ? AND subscriber_id = ?",
-            [status, reply, attempts, now(), self.issue, subscriber_id],
+            "attempts = coalesce(?, attempts), updated_at = ?, "
+            "lease_until = CASE WHEN ? = 'queued' THEN lease_until ELSE 0 END "
+            "WHERE issue = ? AND subscriber_id = ? AND claimed_by = ?",
+            [status, reply, attempts, stamp(), status, self.issue, subscriber_id, self.owner],
         )
 
+    @_database
+    def mark_uncertain(self, subscriber_id: int, reply: str) -> None:
+        """The reply to a handed-over copy was lost: it stays `sending`, released, uncertain."""
+        self._write(
+            "UPDATE deliveries SET last_reply = ?, lease_until = 0, updated_at = ? "
+            "WHERE issue = ? AND subscriber_id = ? AND status = 'sending' AND claimed_by = ?",
+            [reply, stamp(), self.issue, subscriber_id, self.owner],
+        )
+
+    # -- what the ledger says ---------------------------------------------------------------
+
+    @_database
     def counts(self) -> dict[str, int]:
         """Rows per status, every status present (0 when none)."""
         with self._lock:
@@ -142,10 +419,23 @@ class Ledger:
                 "SELECT status, count(*) FROM deliveries WHERE issue = ? GROUP BY status",
                 [self.issue],
             ).fetchall()
-        counts = dict.fromkeys(("queued", "sending", "sent", "deferred", "failed"), 0)
+        counts = dict.fromkeys(STATUSES, 0)
         counts.update({status: n for status, n in rows})
         return counts
 
+    @_database
+    def uncertain(self) -> int:
+        """Rows left `sending` by a process that is gone or lost the reply (lease over)."""
+        with self._lock:
+            return int(
+                self.conn.execute(
+                    "SELECT count(*) FROM deliveries WHERE issue = ? AND status = 'sending' "
+                    "AND lease_until < ?",
+                    [self.issue, time.time()],
+                ).fetchone()[0]
+            )
+
+    @_database
     def problems(self, limit: int = 50) -> list[dict[str, Any]]:
         """Failed, deferred and uncertain rows with their last reply, newest first."""
         with self._lock:
@@ -158,6 +448,7 @@ class Ledger:
             ).fetchall()
         return [dict(row) for row in rows]
 
+    @_database
     def skipped(self, tag: str | None = None) -> tuple[int, int]:
         """(already sent, not active) among the segment, for the run's summary."""
         where, params = _segment(tag)
@@ -171,3 +462,43 @@ class Ledger:
                 f"SELECT count(*) FROM subscribers s WHERE s.status != 'active'{where}", params
             ).fetchone()[0]
         return int(sent), int(inactive)
+
+    # -- how the send was started -----------------------------------------------------------
+
+    @_database
+    def record(self) -> SendRecord | None:
+        """How this issue's send was started, if it was."""
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT transport, relays, tag, rate, connections FROM sends WHERE issue = ?",
+                [self.issue],
+            ).fetchone()
+        return SendRecord(*row) if row else None
+
+    @_database
+    def save_record(self, record: SendRecord, *, replace: bool = False) -> SendRecord:
+        """Remember how the send was started (`replace`: overwrite an earlier record); returns
+        the record in force, which is another process's when it got there first."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        moment = stamp()
+        with self._lock:
+            self.conn.execute(
+                f"{verb} INTO sends (issue, transport, relays, tag, rate, connections, "
+                "started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [self.issue, record.transport, record.relays, record.tag, record.rate,
+                 record.connections, moment, moment],
+            )  # fmt: skip
+        saved = self.record()
+        assert saved is not None
+        return saved
+
+    @_database
+    def has_rows(self) -> bool:
+        """Whether any copy of this issue was ever queued."""
+        with self._lock:
+            return (
+                self.conn.execute(
+                    "SELECT 1 FROM deliveries WHERE issue = ? LIMIT 1", [self.issue]
+                ).fetchone()
+                is not None
+            )

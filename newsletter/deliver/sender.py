@@ -1,36 +1,47 @@
 """`send_issue`: every pending subscriber gets one copy, over several reused connections.
 
-The main thread streams pending subscribers from the ledger and hands them to one worker
-thread per connection; workers render each copy (`MessageFactory`), deliver it, and record
-the commit point and success in the ledger themselves, so a kill at any instant loses nothing.
-The main thread decides what every other outcome means: retry with exponential backoff (4xx,
-dropped connection), `deferred` after the last attempt, `failed` on 5xx (550/551/553 also
-mark the subscriber bounced), and a pause after too many failures in a row.
+The main thread claims batches of rows from the ledger (other processes may be claiming from
+the same issue) and hands them to one worker thread per connection; workers open their
+connection, render each copy (`MessageFactory`), deliver it, and record the commit point and
+success in the ledger themselves, so a kill at any instant loses nothing. The main thread
+decides what every other outcome means: retry with exponential backoff (4xx, connection lost
+before the final "."), uncertain (reply lost after it), `deferred` after the last attempt,
+`failed` on 5xx (550/551/553 also mark the subscriber bounced) or on any error while
+rendering or handing over one copy, and a pause after too many failures in a row.
+
+No wait is unbounded: every queue read has a timeout, the main loop checks `stop` at least
+twice a second, and on a stop what is in flight gets `Policy.grace` seconds to finish before
+its connections are shut under it; a worker that cannot be reached then is left behind (its
+rows are released, and its claim no longer lets it record a commit point).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import heapq
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from newsletter.config import Config
-from newsletter.deliver.ledger import Job, Ledger
-from newsletter.deliver.message import HeaderInjectionError, MessageFactory, Recipient
+from newsletter.deliver.db import DatabaseError, failure
+from newsletter.deliver.ledger import ClaimLost, Job, Ledger, stamp
+from newsletter.deliver.message import MessageFactory, Recipient
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.transports import (
     ConnectionLost,
     DeliveryError,
     MaildirTransport,
+    ReplyLost,
     SmtpTransport,
     Transport,
     TransportError,
 )
-from newsletter.errors import ConfigError, Problem
+from newsletter.errors import ConfigError, NewsletterError, Problem
 from newsletter.validation import parse_rate
 
 
@@ -42,14 +53,14 @@ class RateLimiter:
         self._next = time.monotonic()
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
-        """Block until this caller's slot comes."""
+    def wait(self, stop: threading.Event) -> None:
+        """Block until this caller's slot comes, or `stop` is set."""
         with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
+            moment = time.monotonic()
+            slot = max(moment, self._next)
             self._next = slot + self._interval
-        if slot > now:
-            time.sleep(slot - now)
+        if slot > moment:
+            stop.wait(slot - moment)
 
 
 @dataclass(frozen=True)
@@ -90,18 +101,23 @@ def make_lanes(
 
 @dataclass(frozen=True)
 class Policy:
-    """Retry and pause rules."""
+    """Retry, pause, claim and stop rules."""
 
     max_attempts: int = 3
     retry_delay: float = 2.0
     max_consecutive_failures: int = 20
     batch_size: int = 500
+    lease: float = 60.0
+    grace: float = 2.0
+    reconnects: int = 3
 
 
 @dataclass
 class SendReport:
-    """What a run did. `pending` is what it set out to send; `uncertain`, the copies left
-    `sending` by an earlier crash that it did not resend."""
+    """What a run did. `pending` is what it set out to send (all processes together);
+    `uncertain`, the copies left `sending` when it ended, not resent (by a crash, here or in
+    another process, or a reply lost); `shared_with`, the other processes sending the same
+    issue when this one started."""
 
     issue: str
     transport: str
@@ -117,6 +133,7 @@ class SendReport:
     interrupted: bool = False
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    shared_with: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -126,67 +143,140 @@ class SendReport:
 
 @dataclass(frozen=True)
 class _Result:
-    job: Job
-    kind: str  # sent | temporary | permanent | retry | invalid | returned | dead
+    kind: str  # opened | dead | fatal | sent | temporary | permanent | retry | invalid |
+    #            uncertain | returned
+    job: Job | None = None
     reply: str = ""
     code: int = 0
+    error: NewsletterError | None = None  # for `fatal`: what the send raises
 
 
-def _work(
-    lane: Lane,
-    jobs: queue.Queue[Job | None],
-    results: queue.Queue[_Result],
-    factory: MessageFactory,
-    ledger: Ledger,
-    envelope_from: str,
-    stop: threading.Event,
-) -> None:
-    transport = lane.transport
-    while (job := jobs.get()) is not None:
-        if stop.is_set():
-            results.put(_Result(job, "returned"))
-            continue
+def _described(exc: BaseException) -> str:
+    """An unexpected exception in one line: its type and message."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _Worker:
+    """One connection's thread: opens it, then delivers the jobs it takes from the queue."""
+
+    def __init__(
+        self,
+        lane: Lane,
+        jobs: queue.Queue[Job | None],
+        results: queue.Queue[_Result],
+        factory: MessageFactory,
+        ledger: Ledger,
+        envelope_from: str,
+        halt: threading.Event,
+        reconnects: int,
+    ) -> None:
+        self.lane, self.jobs, self.results = lane, jobs, results
+        self.factory, self.ledger, self.envelope_from = factory, ledger, envelope_from
+        self.halt, self.reconnects = halt, reconnects
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        """The thread's body; whatever happens, it ends with a result the main loop reads."""
+        transport = self.lane.transport
         try:
-            outgoing = factory.render(
+            transport.open()
+            self.results.put(_Result("opened"))
+            self._loop()
+        except TransportError as exc:
+            self.results.put(_Result("dead", reply=str(exc)))
+        except NewsletterError as exc:  # a full disk, a missing password...: the send stops
+            self.results.put(_Result("fatal", reply=str(exc), error=exc))
+        except BaseException as exc:  # never die silently: the main loop must know
+            self.results.put(_Result("dead", reply=_described(exc)))
+        finally:
+            transport.close()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                job = self.jobs.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if job is None:
+                return
+            if self.halt.is_set():
+                self.results.put(_Result("returned", job))
+                continue
+            result = self._deliver(job)
+            self.results.put(result)
+            if result.kind == "fatal":
+                return
+            if result.kind == "retry" or result.code == -1:
+                self._reconnect(result.reply)
+
+    def _reconnect(self, reason: str) -> None:
+        """Open the connection again (a few tries, backing off); TransportError when it
+        cannot be."""
+        transport = self.lane.transport
+        transport.close()
+        for attempt in range(self.reconnects):
+            if self.halt.wait(0.2 * 2**attempt if attempt else 0):
+                raise TransportError(f"stopped while reconnecting after: {reason}")
+            try:
+                transport.open()
+                return
+            except TransportError as exc:
+                reason = str(exc)
+        raise TransportError(reason)
+
+    def _deliver(self, job: Job) -> _Result:
+        """Render and deliver one copy; every exception becomes this copy's result.
+
+        Code -1: the connection was dropped or is in an unknown state, so it is reopened.
+        """
+        try:
+            outgoing = self.factory.render(
                 Recipient(
                     job.email, job.first_name, job.last_name, job.subscriber_id, job.public_id
                 )
             )
-        except HeaderInjectionError as exc:
-            results.put(_Result(job, "invalid", str(exc)))
-            continue
-        if lane.limiter:
-            lane.limiter.wait()
+        except Exception as exc:
+            return _Result("invalid", job, str(exc) if isinstance(exc, NewsletterError)
+                           else _described(exc))  # fmt: skip
+        if self.lane.limiter:
+            self.lane.limiter.wait(self.halt)
+            if self.halt.is_set():
+                return _Result("returned", job)
+        transport, committed = self.lane.transport, False
+
+        def commit_point() -> None:
+            nonlocal committed
+            self.ledger.mark_sending(job.subscriber_id, outgoing.message_id, transport.name)
+            committed = True
+
         try:
-            reply = transport.send(
-                envelope_from,
-                job.email,
-                outgoing.data,
-                lambda j=job, o=outgoing: ledger.mark_sending(
-                    j.subscriber_id, o.message_id, transport.name
-                ),
-            )
+            reply = transport.send(self.envelope_from, job.email, outgoing.data, commit_point)
         except DeliveryError as exc:
-            kind = "permanent" if exc.permanent else "temporary"
-            results.put(_Result(job, kind, exc.reply, exc.code))
+            return _Result("permanent" if exc.permanent else "temporary", job, exc.reply, exc.code)
         except ConnectionLost as exc:
-            results.put(_Result(job, "retry", str(exc)))
-            try:
-                transport.open()
-            except TransportError as error:
-                results.put(_Result(job, "dead", str(error)))
-                return
-        except TransportError as exc:
-            results.put(_Result(job, "retry", str(exc)))
-            results.put(_Result(job, "dead", str(exc)))
-            return
-        else:
-            ledger.mark(job.subscriber_id, "sent", reply)
-            results.put(_Result(job, "sent", reply))
+            return _Result("retry", job, str(exc))
+        except ReplyLost as exc:
+            return _Result("uncertain", job, f"connection lost before the reply: {exc}", -1)
+        except ClaimLost:
+            return _Result("returned", job, "claim lost", -1)
+        except DatabaseError as exc:
+            return _Result("fatal", job, str(exc), error=exc)
+        except TransportError as exc:  # the outbox cannot be written: this worker is done
+            self.results.put(_Result("retry", job, str(exc)))
+            raise
+        except Exception as exc:
+            kind = "uncertain" if committed else "invalid"
+            return _Result(kind, job, _described(exc), -1)
+        try:
+            self.ledger.mark(job.subscriber_id, "sent", reply)
+        except DatabaseError as exc:
+            return _Result("fatal", job, str(exc), error=exc)
+        return _Result("sent", job, reply)
 
 
 class _Run:
-    """The state of one send: in-flight count, retry schedule, counters."""
+    """The state of one send: claimed jobs, in-flight count, retry schedule, counters."""
 
     def __init__(
         self,
@@ -202,9 +292,13 @@ class _Run:
         self.report = report
         self.on_progress = on_progress
         self.retries: list[tuple[float, int, Job]] = []
+        self.claimed: collections.deque[Job] = collections.deque()
         self.in_flight = 0
         self.alive = 0
+        self.opened = 0
         self.failures_in_a_row = 0
+        self.lost: list[str] = []
+        self.fatal: NewsletterError | None = None
 
     def _retry(self, job: Job, reply: str, delay: float) -> None:
         attempts = job.attempts + 1
@@ -218,14 +312,25 @@ class _Run:
 
     def handle(self, result: _Result) -> None:
         """Account for one worker result."""
-        job, kind, report = result.job, result.kind, self.report
-        reply = f"{result.code} {result.reply}" if result.code else result.reply
-        if kind == "dead":
-            self.alive -= 1
-            report.warnings.append(f"a connection was lost for good: {result.reply}")
+        kind, report = result.kind, self.report
+        if kind == "opened":
+            self.opened += 1
             return
+        if kind in ("dead", "fatal") and result.job is None:
+            self.alive -= 1
+            if kind == "fatal":
+                self.fatal = self.fatal or result.error
+            else:
+                self.lost.append(result.reply)
+            return
+        job = result.job
+        assert job is not None
         self.in_flight -= 1
+        reply = f"{result.code} {result.reply}" if result.code > 0 else result.reply
         if kind == "returned":
+            return
+        if kind == "fatal":  # the copy's row is as the failed write left it
+            self.fatal = self.fatal or result.error
             return
         self.failures_in_a_row = 0 if kind == "sent" else self.failures_in_a_row + 1
         if kind == "sent":
@@ -234,17 +339,20 @@ class _Run:
             self._retry(job, reply, self.policy.retry_delay)
         elif kind == "retry":
             self._retry(job, f"connection lost: {result.reply}", 0.0)
+        elif kind == "uncertain":
+            self.ledger.mark_uncertain(job.subscriber_id, reply)
+            report.uncertain += 1
         else:  # permanent or invalid
             self.ledger.mark(job.subscriber_id, "failed", reply, job.attempts + 1)
             report.failed += 1
             if kind == "permanent" and result.code in (550, 551, 553):
-                self.store.set_status(
-                    job.subscriber_id,
-                    Status.BOUNCED,
-                    reply,
-                    source="bounce",
-                    issue=self.ledger.issue,
-                )
+                try:
+                    self.store.set_status(
+                        job.subscriber_id, Status.BOUNCED, reply, source="bounce",
+                        issue=self.ledger.issue,
+                    )  # fmt: skip
+                except sqlite3.OperationalError as exc:
+                    raise failure(exc, self.ledger.path) from None
                 report.bounced += 1
         if self.failures_in_a_row >= self.policy.max_consecutive_failures and not report.paused:
             report.paused = (
@@ -253,11 +361,11 @@ class _Run:
             )
         self.on_progress(report)
 
-    def next_job(self, pending: Callable[[], Job | None]) -> Job | None:
-        """A retry that is due, else the next pending subscriber."""
+    def next_job(self) -> Job | None:
+        """A retry that is due, else the next claimed subscriber."""
         if self.retries and self.retries[0][0] <= time.monotonic():
             return heapq.heappop(self.retries)[2]
-        return pending()
+        return self.claimed.popleft() if self.claimed else None
 
 
 def send_issue(
@@ -276,66 +384,142 @@ def send_issue(
 ) -> SendReport:
     """Send the issue to every subscriber the ledger says is still pending.
 
-    The lanes must be open. Returns when everything pending was dealt with, or after a pause,
-    a stop request (`stop` set, or Ctrl-C) or the loss of every connection; messages already
-    handed to a connection are finished first.
+    The lanes are opened and closed here, each in its worker. Returns when everything pending
+    was dealt with (by this process or another sending the same issue), or after a pause, a
+    stop request (`stop` set, or Ctrl-C) or the loss of every connection. Raises
+    TransportError when no connection could be opened at all, DatabaseError when the ledger
+    cannot be written (full disk, read-only, locked); either way the claims are handed back.
     """
     started = time.monotonic()
+    begun = stamp()
     stop = stop or threading.Event()
     report = SendReport(ledger.issue, ", ".join(sorted({lane.transport.name for lane in lanes})))
     ledger.enqueue(tag)
+    ledger.reap()
+    report.shared_with = ledger.held_elsewhere()
     report.skipped_sent, report.skipped_inactive = ledger.skipped(tag)
     report.pending = ledger.count_pending(tag, resend_uncertain)
-    report.uncertain = 0 if resend_uncertain else ledger.counts()["sending"]
+    report.uncertain = 0 if resend_uncertain else ledger.uncertain()
     on_start(report)
     run = _Run(ledger, store, policy, report, on_progress)
+    halt = threading.Event()
     jobs: queue.Queue[Job | None] = queue.Queue()
     results: queue.Queue[_Result] = queue.Queue()
-    threads = [
-        threading.Thread(
-            target=_work,
-            args=(lane, jobs, results, factory, ledger, envelope_from, stop),
-            daemon=True,
-        )
+    workers = [
+        _Worker(lane, jobs, results, factory, ledger, envelope_from, halt, policy.reconnects)
         for lane in lanes
     ]
-    run.alive = len(threads)
-    for thread in threads:
-        thread.start()
-    stream = ledger.pending(tag, resend_uncertain, policy.batch_size)
-    exhausted = False
+    run.alive = len(workers)
+    for worker in workers:
+        worker.thread.start()
+    capacity = 2 * len(workers)
+    claim_size = max(1, min(policy.batch_size, 8 * capacity))
+    exhausted, reap, poll_at = False, False, 0.0
+    renew_at = time.monotonic() + policy.lease / 3
 
-    def pending() -> Job | None:
-        nonlocal exhausted
-        job = None if exhausted else next(stream, None)
-        exhausted = job is None
-        return job
+    def feed() -> None:
+        """Hand out jobs up to the capacity, claiming more from the ledger when needed."""
+        nonlocal exhausted, reap, poll_at
+        while run.in_flight < capacity:
+            job = run.next_job()
+            if job is None and not exhausted and time.monotonic() >= poll_at:
+                batch = ledger.claim(
+                    claim_size, tag=tag, uncertain=resend_uncertain, before=begun, reap=reap
+                )
+                reap = False
+                if batch:
+                    run.claimed.extend(batch)
+                    continue
+                if ledger.held_elsewhere(("queued",)):
+                    poll_at, reap = time.monotonic() + 0.25, True  # rows may come back
+                else:
+                    exhausted = True
+            if job is None:
+                return
+            jobs.put(job)
+            run.in_flight += 1
 
-    capacity = 2 * len(threads)
     try:
         while True:
             try:
-                feeding = not (stop.is_set() or report.paused or run.alive == 0)
-                while feeding and run.in_flight < capacity and (job := run.next_job(pending)):
-                    jobs.put(job)
-                    run.in_flight += 1
-                if run.in_flight == 0 and (not feeding or (exhausted and not run.retries)):
+                if stop.is_set() and not report.interrupted:
+                    report.interrupted = True
+                feeding = not (stop.is_set() or report.paused or run.fatal or run.alive == 0)
+                if feeding and run.opened:
+                    feed()
+                if run.alive == 0:
+                    _hand_back(jobs, run)
+                idle = exhausted and not run.retries and not run.claimed
+                if stop.is_set() or run.fatal:
+                    break  # what is in flight gets the grace period in _finish
+                if run.in_flight == 0 and (not feeding or idle):
                     break
-                wait = run.retries[0][0] - time.monotonic() if run.retries else 0.5
+                if time.monotonic() >= renew_at:
+                    ledger.renew()
+                    renew_at = time.monotonic() + policy.lease / 3
+                due = run.retries[0][0] - time.monotonic() if run.retries else 0.5
                 with contextlib.suppress(queue.Empty):
-                    run.handle(results.get(timeout=max(0.01, min(wait, 0.5))))
+                    run.handle(results.get(timeout=max(0.01, min(due, 0.5))))
             except KeyboardInterrupt:
                 stop.set()
-                report.interrupted = True
     finally:
-        stop.set()
-        for _ in threads:
-            jobs.put(None)
-        for thread in threads:
-            thread.join()
-        while not results.empty():
-            run.handle(results.get())
-    if run.alive == 0 and not report.interrupted:
-        report.paused = report.paused or "every connection was lost; run send again to resume"
+        _finish(workers, jobs, results, run, halt, policy.grace)
     report.seconds = time.monotonic() - started
+    if run.fatal:
+        raise run.fatal
+    if not resend_uncertain:  # as the ledger has them now, whoever left them
+        report.uncertain = ledger.uncertain()
+    if run.alive == 0 and not report.interrupted:
+        if run.opened == 0:
+            raise TransportError(run.lost[0] if run.lost else "no connection could be opened")
+        last = f" (the last: {run.lost[-1]})" if run.lost else ""
+        report.paused = report.paused or f"every connection was lost{last}; run send again"
     return report
+
+
+def _hand_back(jobs: queue.Queue[Job | None], run: _Run) -> None:
+    """No worker is left: what is still queued for them comes back unsent (their claims are
+    released at the end). Each worker posted its copies' results before its own end, and
+    those were read first, so nothing can be in flight any more."""
+    with contextlib.suppress(queue.Empty):
+        while True:
+            jobs.get_nowait()
+    run.in_flight = 0
+
+
+def _finish(
+    workers: list[_Worker],
+    jobs: queue.Queue[Job | None],
+    results: queue.Queue[_Result],
+    run: _Run,
+    halt: threading.Event,
+    grace: float,
+) -> None:
+    """Stop the workers: what is in flight gets `grace` seconds, then its connection is shut;
+    every result is accounted for and every claim this process still holds is released."""
+    halt.set()
+    for _ in workers:
+        jobs.put(None)
+    deadline = time.monotonic() + grace
+    pending = [worker.thread for worker in workers]
+    while pending and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            _account(run, results.get(timeout=0.05))
+        pending = [thread for thread in pending if thread.is_alive()]
+    for worker in workers:
+        if worker.thread.is_alive():
+            worker.lane.transport.abort()
+    for worker in workers:
+        worker.thread.join(timeout=1.0)
+    while not results.empty():
+        _account(run, results.get_nowait())
+    with contextlib.suppress(DatabaseError):
+        run.ledger.release()
+
+
+def _account(run: _Run, result: _Result) -> None:
+    """`run.handle`, which must not stop the shutdown when the database is failing."""
+    try:
+        run.handle(result)
+    except DatabaseError as exc:
+        run.fatal = run.fatal or exc

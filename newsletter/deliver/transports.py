@@ -10,14 +10,27 @@ server never accepted the message; a crash after it is the one uncertain case.
     ├── permanent (5xx)     do not retry; 550/551/553 mean the address bounced
     ├── temporary (4xx)     retry later
     └── Unsendable          this transport cannot carry this copy (permanent, not a bounce)
-    ConnectionLost          the connection dropped before the server's 250: not delivered
-                            (RFC 5321 6.1), so the message is retried on a new connection
+    ConnectionLost          the connection dropped (or timed out) before the final ".", or
+                            was reset with the "." unread: the server cannot have the message,
+                            so it is retried
+    ReplyLost               the connection was closed (or timed out) after the final "." and
+                            before the reply: the server may have the message. This is the
+                            same uncertain case as a crash at that instant (ledger.py).
+
+A server that read everything and then closes sends an orderly close (FIN); one that closes
+with data still unread makes the kernel answer with a reset (RST), which is how a connection
+dropped in the middle of DATA is told from a reply lost after an accepted message.
+
+An exception raised by `commit_point()` aborts the message: the connection is closed before the
+final ".", so the server discards what it got.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import select
 import smtplib
 import socket
 import ssl
@@ -39,7 +52,11 @@ class TransportError(NewsletterError):
 
 
 class ConnectionLost(Exception):
-    """The connection dropped before the server's final reply: the message was not accepted."""
+    """The connection dropped before the final ".": the message was not accepted."""
+
+
+class ReplyLost(Exception):
+    """The connection dropped after the final "." and before the reply: maybe delivered."""
 
 
 @dataclass
@@ -97,6 +114,9 @@ class Transport(Protocol):
     def close(self) -> None:
         """Disconnect, quietly."""
 
+    def abort(self) -> None:
+        """From another thread: make a blocked `open` or `send` fail at once."""
+
 
 def _reply(message: bytes | str) -> str:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
@@ -124,6 +144,20 @@ def _envelope(smtp: smtplib.SMTP, sender: str, recipient: str) -> tuple[str, str
     return sender, recipient, ("SMTPUTF8", *eight_bit)
 
 
+def _closed_by_peer(sock: socket.socket | None) -> bool:
+    """Whether the server has already closed the connection (seen without blocking): then it
+    cannot receive the final "." and the message is certainly not delivered."""
+    if sock is None:
+        return True
+    if isinstance(sock, ssl.SSLSocket):
+        return False  # no peeking under TLS; a closed connection shows when the "." is sent
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 class SmtpTransport:
     """One SMTP connection to one relay, reused for many messages."""
 
@@ -131,6 +165,7 @@ class SmtpTransport:
         self.server = server
         self.name = server.name
         self._smtp: smtplib.SMTP | None = None
+        self._connecting: smtplib.SMTP | None = None
 
     def _password(self) -> str | None:
         if not self.server.username:
@@ -153,15 +188,17 @@ class SmtpTransport:
         context = ssl.create_default_context()
         try:
             if server.security == "tls":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    server.host, server.port, timeout=server.timeout, context=context
-                )
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(timeout=server.timeout, context=context)
             else:
-                smtp = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
+                smtp = smtplib.SMTP(timeout=server.timeout)
+            smtp._host = server.host  # type: ignore[attr-defined]  # TLS server name
+            self._connecting = smtp  # so that abort() can reach it while it connects
+            smtp.connect(server.host, server.port)
             # The final "." goes in its own tiny write after the commit point: without
             # TCP_NODELAY, Nagle's algorithm holds it until the body is acknowledged, and the
             # server's delayed ACK makes every message wait about 40 ms.
-            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if smtp.sock is not None:
+                smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             smtp.ehlo()
             if server.security == "starttls":
                 if not smtp.has_extn("starttls"):
@@ -188,6 +225,8 @@ class SmtpTransport:
             raise TransportError(
                 f"{where} is unreachable ({reason or type(exc).__name__}); check host and port"
             ) from None
+        finally:
+            self._connecting = None
         self._smtp = smtp
 
     def send(
@@ -210,12 +249,32 @@ class SmtpTransport:
                         smtp.rset()
                     raise DeliveryError(code, _reply(message))
             smtp.send(_dot_stuffed(data).rstrip(b"\r\n") + b"\r\n")
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            raise ConnectionLost(str(exc) or type(exc).__name__) from None
+        try:
             commit_point()
+        except BaseException:
+            self._drop()  # no final ".": the server discards the message
+            raise
+        try:
+            if _closed_by_peer(smtp.sock):
+                raise smtplib.SMTPServerDisconnected("the server closed the connection")
             smtp.send(b".\r\n")
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()  # the "." never reached the server
+            raise ConnectionLost(str(exc) or type(exc).__name__) from None
+        try:
             code, message = smtp.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self.close()
-            raise ConnectionLost(str(exc) or type(exc).__name__) from None
+            self._drop()
+            if isinstance(exc, ConnectionResetError) or isinstance(
+                exc.__context__, ConnectionResetError
+            ):
+                # A reset, not an orderly close: the server closed with our data unread (or it
+                # arrived after the close), so it never read the final "." either.
+                raise ConnectionLost(str(exc)) from None
+            raise ReplyLost(str(exc) or type(exc).__name__) from None
         if code != 250:
             raise DeliveryError(code, _reply(message))
         return f"{code} {_reply(message)}"
@@ -228,6 +287,20 @@ class SmtpTransport:
                 smtp.quit()
             except (smtplib.SMTPException, OSError):
                 smtp.close()
+
+    def _drop(self) -> None:
+        """Close without QUIT: the connection is broken or in the middle of a message."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
+
+    def abort(self) -> None:
+        """Shut the socket down under a blocked call (it then fails at once); never raises."""
+        for smtp in (self._smtp, self._connecting):
+            sock = getattr(smtp, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class MaildirTransport:
@@ -265,3 +338,6 @@ class MaildirTransport:
 
     def close(self) -> None:
         """Nothing to close."""
+
+    def abort(self) -> None:
+        """Nothing blocks for long."""
