@@ -272,7 +272,7 @@ class Ledger:
                 if reap:
                     self._release_dead_claims(moment)
                 rows = self.conn.execute(
-                    "SELECT s.id, s.email, s.first_name, s.last_name, d.attempts "
+                    "SELECT s.id, s.email, s.first_name, s.last_name, d.attempts, s.public_id "
                     "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
                     f"WHERE d.issue = ? AND (d.status = 'queued' OR (d.status IN ({others}) "
                     "AND d.updated_at < ?)) AND d.lease_until < ? AND s.status = 'active'"
