@@ -50,7 +50,8 @@ def test_every_issue_with_its_state(
     schedules.mark_missed(now, dt.timedelta(hours=1))
     half = Ledger(conn, "f-half")
     half.enqueue()
-    half.mark(next(half.pending()).subscriber_id, "sent", "250 OK")
+    [job] = half.claim(1)
+    half.mark(job.subscriber_id, "sent", "250 OK")
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.stderr
     states = {row["issue"]: row["state"] for row in json.loads(result.stdout)}

@@ -111,13 +111,15 @@ def _describe(record: SendRecord) -> str:
 
 
 def resolve(config: Config, ledger: Ledger, options: SendOptions) -> SendRecord:
-    """The settings this send runs with: the recorded ones when the issue's send has begun
+    """The settings this send runs with: the recorded ones while the issue's send is under way
     (a different transport, relays or segment is refused unless forced), else the options
-    over the configuration."""
+    over the configuration (a finished send may be followed by one to another segment)."""
     _rate(options.rate)
     if options.transport is not None and options.transport not in TRANSPORTS:
         raise InputError(Problem(f"unknown transport '{options.transport}'; use outbox or smtp"))
     recorded = ledger.record()
+    if recorded is not None and not ledger.count_pending(recorded.tag or None):
+        recorded = None  # that send is done: this is a new one (another segment, a catch-up)
     if recorded is None or options.force:
         transport = options.transport or config.sending.transport
         return SendRecord(
