@@ -57,8 +57,10 @@ def _split(text: str, path: Path) -> tuple[str, str, int]:
     )
 
 
-def _node_lines(node: yaml.Node, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+def _node_lines(node: yaml.Node | None, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
     """Map each key path of a composed YAML document to its 1-based line."""
+    if node is None:
+        return {}
     lines = {prefix: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:

@@ -164,7 +164,7 @@ def atom_feed(config: Config, entries: tuple[Entry, ...]) -> str:
         content = _feed_content(entry.email)
         if len(content.encode("utf-8")) <= FEED_CONTENT_BYTES:
             item.content(content, type="html")
-    return feed.atom_str(pretty=True).decode("utf-8")
+    return str(feed.atom_str(pretty=True).decode("utf-8"))
 
 
 def build_archive(config: Config, issues: list[Issue]) -> Archive:
