@@ -5,6 +5,7 @@ real Dovecot; the send pausing on hard bounces; `status` showing what came back.
 
 from __future__ import annotations
 
+import base64
 import json
 import mailbox
 import os
@@ -19,13 +20,19 @@ from dataclasses import dataclass
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import dkim
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from smtp_sink import Sink, free_port, running_sink
 from test_inbound_sources import _counts, _fill, dovecot  # noqa: F401 (a fixture)
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
+from newsletter.compose.build import build_issue
+from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
+from newsletter.deliver.message import DkimKey, MessageFactory, Recipient
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import signer_for
 from newsletter.inbound.sources import ImapSettings
@@ -69,6 +76,7 @@ class Sent:
     slug: str
     copies: dict[str, Copy]
     listen_port: int
+    sink: Sink
 
     def store(self) -> SubscriberStore:
         return SubscriberStore.open(self.project / "newsletter.db")
@@ -114,7 +122,7 @@ def sent(runner: CliRunner, project: Path, example: Path) -> Iterator[Sent]:
                 rcpt: Copy(sender, rcpt, data)
                 for (sender, _), (rcpt, data) in zip(sink.envelopes, sink.messages, strict=True)
             }
-        yield Sent(project, example.name, copies, listen_port)
+        yield Sent(project, example.name, copies, listen_port, sink)
 
 
 def _dsn(copy: Copy, failed: str, status: str = "5.1.1", diagnostic: str = "") -> bytes:
@@ -129,7 +137,8 @@ def _dsn(copy: Copy, failed: str, status: str = "5.1.1", diagnostic: str = "") -
             "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status;"
             ' boundary="dsn"\r\n\r\n--dsn\r\nContent-Type: text/plain\r\n\r\nYour message could not'
             " be delivered to one or more recipients.\r\n\r\n--dsn\r\n"
-            "Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.com\r\n\r\n"
+            "Content-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; mx.example.com\r\n\r\n"
             f"Final-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: {status}\r\n"
             f"Diagnostic-Code: smtp; {diagnostic}\r\n\r\n--dsn\r\n"
             "Content-Type: text/rfc822-headers\r\n\r\n"
@@ -165,6 +174,44 @@ def test_each_copy_has_its_verp_sender_and_delivery_header(sent: Sent, project: 
         delivery = verify_token(key, str(token))
         assert delivery is not None and delivery.subscriber_id == ids[copy.recipient]
         assert delivery.is_for(sent.slug)
+
+
+def test_test_copies_and_the_outbox(sent: Sent, runner: CliRunner, example: Path) -> None:
+    result = runner.invoke(app, ["send", str(example), "--test", "me@example.net", "--json"])
+    assert result.exit_code == 0, result.stderr
+    sender, _ = sent.sink.envelopes[-1]
+    rcpt, data = sent.sink.messages[-1]
+    assert (rcpt, sender) == ("me@example.net", f"bounces@{BOUNCE_DOMAIN}")  # names nobody
+    assert HEADER.encode() not in data
+    code, report, err = _send(runner, example, "--transport", "outbox")
+    assert code == 0 and report["sent"] == 3, err
+    key = signer_for(load_config(sent.project / "newsletter.toml")).subkey("verp")
+    with sent.store() as store:
+        ids = {s.email: s.id for s in store.iter()}
+    for path in (sent.project / "outbox" / sent.slug / "new").iterdir():
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        token = message[HEADER]
+        assert message["Return-Path"] == f"<bounces+{token}@{BOUNCE_DOMAIN}>"
+        delivery = verify_token(key, token)
+        assert delivery is not None
+        assert delivery.subscriber_id == ids[message["To"].addresses[0].addr_spec]
+
+
+def test_dkim_still_verifies_with_the_delivery_header(sent: Sent, example: Path) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())  # fmt: skip
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    config = load_config(sent.project / "newsletter.toml")
+    signing = DkimKey("nl", config.sender_domain, pem)
+    factory = MessageFactory(build_issue(load_issue(example), config), config,
+                             signer_for(config), dkim_key=signing)  # fmt: skip
+    outgoing = factory.render(Recipient("reader0@example.com", "R0", subscriber_id=7))
+    assert outgoing.sender.startswith("bounces+") and HEADER.encode() in outgoing.data
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    assert dkim.verify(outgoing.data, dnsfunc=lambda name, timeout=5: record)
 
 
 def test_a_bounce_through_import_and_the_listener_marks_the_right_reader(
