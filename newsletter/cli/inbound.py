@@ -93,8 +93,8 @@ def fetch(json: JsonOption = False, config: ConfigOption = None) -> None:
                                   field="inbound"))  # fmt: skip
     password = os.environ.get(inbound.imap_password_env)
     if password is None:
-        message = f"${inbound.imap_password_env} is not set; export the IMAP password in it"
-        raise ConfigError(Problem(message, field="inbound.imap_password_env"))
+        missing = f"${inbound.imap_password_env} is not set; export the IMAP password in it"
+        raise ConfigError(Problem(missing, field="inbound.imap_password_env"))
     imap = ImapSettings(inbound.imap_host, inbound.imap_username, password, inbound.imap_port,
                         inbound.imap_tls, inbound.imap_folder, inbound.imap_processed,
                         inbound.imap_unrecognised)  # fmt: skip
