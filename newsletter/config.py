@@ -161,6 +161,7 @@ class Inbound(StrictModel):
     imap_folder: str = "INBOX"
     imap_processed: str = "Newsletter/Processed"
     imap_unrecognised: str = "Newsletter/Unrecognised"
+    listen: bool = False  # `serve` also runs the listener
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(8025, ge=1, le=65535)
     listen_lmtp: bool = True

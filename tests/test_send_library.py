@@ -94,7 +94,7 @@ def test_an_arbitrary_exception_fails_only_its_copy(example: Path, project: Path
 
     def run() -> None:
         report = send_issue(factory, ledger, SubscriberStore.open(database), lanes,
-                            "from@example.org", policy=Policy(retry_delay=0))  # fmt: skip
+                            policy=Policy(retry_delay=0))  # fmt: skip
         results.append(report)
         done.set()
 

@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 from rich.markup import escape
@@ -23,6 +23,14 @@ from newsletter.deliver.tokens import signer_for
 from newsletter.errors import ConfigError, Problem
 from newsletter.inbound.classify import classify, decision_json
 from newsletter.inbound.sources import ImapMailbox, ImapSettings, read_path
+
+
+class Stoppable(Protocol):
+    """A started server."""
+
+    def stop(self) -> None:
+        """Stop it."""
+
 
 inbound_app = typer.Typer(
     help="What comes back: bounces, complaints and unsubscribe mails, applied and reviewable.",
@@ -112,21 +120,10 @@ def fetch(json: JsonOption = False, config: ConfigOption = None) -> None:
 @reports_errors
 def listen(config: ConfigOption = None) -> None:
     """Receive the bounce domain's mail over LMTP on loopback until Ctrl-C or SIGTERM."""
-    from newsletter.inbound.listener import listening
-
     settings = load_config(config)
-    inbound = settings.inbound
     stop = threading.Event()
-    path = settings.path(settings.database)
-
-    def handle(raw: bytes) -> None:
-        with SubscriberStore.open(path) as store:
-            _feedback(settings, store).ingest(raw, source="lmtp")
-
-    server = listening(handle, inbound.listen_host, inbound.listen_port, inbound.listen_lmtp)
+    server = start_listener(settings)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    protocol = "LMTP" if inbound.listen_lmtp else "SMTP"
-    console.err.print(f"Listening for {protocol} on {inbound.listen_host}:{inbound.listen_port}")
     try:
         while not stop.wait(0.5):
             pass
@@ -135,6 +132,24 @@ def listen(config: ConfigOption = None) -> None:
     finally:
         server.stop()
     console.err.print("Stopped.")
+
+
+def start_listener(settings: Config) -> Stoppable:
+    """The project's LMTP (or SMTP) listener, started; a port it cannot take is a ConfigError."""
+    from newsletter.deliver.feedback import store_handler
+    from newsletter.inbound.listener import listening
+
+    inbound = settings.inbound
+    protocol = "LMTP" if inbound.listen_lmtp else "SMTP"
+    handle = store_handler(settings, signer_for(settings), source=protocol.lower())
+    try:
+        server = listening(handle, inbound.listen_host, inbound.listen_port, inbound.listen_lmtp)
+    except (OSError, ValueError, RuntimeError) as exc:
+        where = f"{inbound.listen_host}:{inbound.listen_port}"
+        raise ConfigError(Problem(f"cannot listen on {where} ({exc}); pick a free port on "
+                                  "loopback", field="inbound.listen_port")) from None  # fmt: skip
+    console.err.print(f"Listening for {protocol} on {inbound.listen_host}:{inbound.listen_port}")
+    return server
 
 
 @inbound_app.command("list")

@@ -289,7 +289,10 @@ def status(
     json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Every issue's state; with an issue, its delivery ledger: counts and problems."""
+    """Every issue's state; with an issue, its delivery ledger (counts and problems) and what
+    came back about it (bounces, complaints, policy rejections, mail unsubscribes)."""
+    from newsletter.deliver.feedback import issue_feedback
+
     if issue_dir is None:
         print_overview(load_config(config), json)
         return
@@ -298,11 +301,15 @@ def status(
     ledger = Ledger(connect(settings.path(settings.database)), slug)
     counts, problems, uncertain = ledger.counts(), ledger.problems(), ledger.uncertain()
     forced = overrides(ledger.conn, slug)
+    came_back = issue_feedback(ledger.conn, slug)
     if json:
         console.print_json({"issue": slug, "counts": counts, "uncertain": uncertain,
-                            "problems": problems, "forced_past": forced})  # fmt: skip
+                            "problems": problems, "forced_past": forced,
+                            "came_back": came_back})  # fmt: skip
         return
     console.out.print(f"{slug}: " + ", ".join(f"{status} {n}" for status, n in counts.items()))
+    console.out.print("Came back: " + ", ".join(
+        f"{name.replace('_', ' ')} {n}" for name, n in came_back.items()))  # fmt: skip
     for errors in forced:
         console.out.print(f"Sent with --force past: {escape('; '.join(errors))}")
     if uncertain:

@@ -21,6 +21,7 @@ from newsletter.compose.issues import load_issue
 from newsletter.compose.models import Issue
 from newsletter.config import Config
 from newsletter.deliver.db import connect
+from newsletter.deliver.feedback import issue_health
 from newsletter.deliver.journal import apply_journal
 from newsletter.deliver.keycheck import check_signing_key
 from newsletter.deliver.ledger import Ledger, SendRecord
@@ -230,7 +231,8 @@ class Campaign:
         """Record how the send is started (or check it against the record), then send.
 
         The signing key must be the one the links already sent were made with, and
-        unsubscribes journaled while the database was busy are applied first.
+        unsubscribes journaled while the database was busy are applied first. The send
+        pauses when the issue's complaint or hard-bounce rate passes `[inbound]`'s threshold.
         """
         self._check_key()
         apply_journal(self.config, self.signer, self.store)
@@ -242,10 +244,11 @@ class Campaign:
             lanes = self._lanes()
         factory = MessageFactory(self.built, self.config, self.signer, dkim_key=self.dkim)
         return send_issue(
-            factory, self.ledger, self.store, lanes, self.config.sender.address,
+            factory, self.ledger, self.store, lanes,
             tag=self.tag, resend_uncertain=self.options.resend_uncertain,
             policy=policy or policy_for(self.config), on_start=on_start,
             on_progress=on_progress, stop=stop,
+            health=lambda: issue_health(self.store, self.slug, self.config),
         )  # fmt: skip
 
     def dry_run(self) -> DryRunReport:
@@ -285,7 +288,7 @@ class Campaign:
                 outgoing = factory.render(recipient)
                 try:
                     reply = transport.send(
-                        self.config.sender.address, recipient.email, outgoing.data, lambda: None
+                        outgoing.sender, recipient.email, outgoing.data, lambda: None
                     )
                     report.results.append(TestResult(recipient.email, True, reply))
                 except (DeliveryError, ConnectionLost, ReplyLost) as exc:
