@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from smtp_sink import Sink, running_sink
 from typer.testing import CliRunner
 from web_server import serving
 
@@ -20,7 +21,7 @@ from newsletter.cli.app import app
 from newsletter.config import Config, load_config
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import signer_for
-from newsletter.deliver.welcome import send_welcome
+from newsletter.deliver.welcome import Welcomer, queue_welcome, send_welcome, waiting_welcomes
 from newsletter.errors import InputError
 from newsletter.web.app import create_app
 
@@ -151,3 +152,30 @@ def test_welcome_needs_the_setting(project: Path, runner: CliRunner) -> None:
         send_welcome(config, 1)
     result = runner.invoke(app, ["subscribers", "add", "x@example.org", "--welcome"])
     assert result.exit_code == 2 and "[welcome]" in result.stderr
+
+
+def test_a_deferred_or_left_welcome_is_retried_by_the_welcomer(
+    welcome: Callable[..., Config], smtp_project: Callable[..., Path]
+) -> None:
+    welcome()
+    busy = {"busy@example.org"}
+    sink = Sink(refuse=lambda a: "452 4.2.2 Mailbox full" if a in busy else None)
+    with running_sink(sink) as port:
+        smtp_project(port)
+        config = load_config()
+        with SubscriberStore.open(config.path(config.database)) as store:
+            busy_id = store.add("busy@example.org").id
+            left_id = store.add("left@example.org").id
+        assert send_welcome(config, busy_id).deferred == 1
+        queue_welcome(config, left_id)  # queued, then the process stopped before sending
+        assert sorted(waiting_welcomes(config)) == sorted([busy_id, left_id])
+        busy.clear()
+        welcomer = Welcomer(config, retry_every=0.2)
+        welcomer.start()
+        deadline = time.monotonic() + 10
+        while len(sink.per_recipient()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # another retry round finds nothing left
+        welcomer.close(5)
+    assert sink.per_recipient() == {"busy@example.org": 1, "left@example.org": 1}
+    assert waiting_welcomes(config) == [] and not welcomer.thread.is_alive()

@@ -83,7 +83,7 @@ from newsletter.deliver.subscribers import (
     normalize_email,
 )
 from newsletter.deliver.tokens import LinkOwner, Signer, TokenError, signer_for
-from newsletter.deliver.welcome import Welcomer
+from newsletter.deliver.welcome import Welcomer, queue_welcome
 from newsletter.errors import NewsletterError
 from newsletter.inbound.classify import Decision
 from newsletter.inbound.webhooks import WebhookRefused
@@ -536,6 +536,10 @@ class WebApp:
         with self.store() as store:
             store.set_status(subscriber.id, Status.ACTIVE, "confirmed by email", source="web")
         if self.welcomer is not None:  # sent from its own thread: the page never waits for it
+            try:
+                queue_welcome(self.config, subscriber.id)
+            except Exception as exc:  # the confirmation stands; the welcome is logged as lost
+                _log.error("welcome email not queued: %s", type(exc).__name__)
             self.welcomer.put(subscriber.id)
 
     async def confirm(self, request: Request) -> Response:
