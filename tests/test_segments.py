@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import mailbox
 import shlex
 import sqlite3
@@ -139,3 +140,20 @@ def test_a_send_recorded_before_segments_keeps_its_tag(tmp_path: Path) -> None:
     raw.close()
     record = Ledger(connect(path), "old").record()
     assert record is not None and record.segment == Segment(("news",))
+
+
+def test_a_scheduled_send_keeps_its_whole_segment(issue: Path, runner: CliRunner) -> None:
+    from newsletter.cli.worker import send_scheduled
+    from newsletter.deliver.schedule import ScheduleStore
+
+    code, output = send(
+        runner, "--at", "2099-01-01 07:00", "--tag", "news", "--tag", "sport",
+        "--exclude-tag", "vip",
+    )  # fmt: skip
+    assert code == 0, output
+    listing = runner.invoke(app, ["schedule", "list", "--json"])
+    assert Segment.decode(json.loads(listing.output)[0]["tag"]).exclude == ("vip",)
+    config = load_config()
+    [row] = ScheduleStore(connect(config.path(config.database))).listing(every=True)
+    assert send_scheduled(config, issue, row).sent == 2
+    assert received(config) == ["ann@example.org", "bob@example.org"]
