@@ -214,6 +214,16 @@ class Analytics(StrictModel):
     opens: bool = False
 
 
+class Welcome(StrictModel):
+    """The welcome email: an issue folder sent once to each subscriber when they join."""
+
+    issue: str | None = None
+
+    def slug(self) -> str | None:
+        """The welcome issue's slug (its folder's name), if there is one."""
+        return Path(self.issue).name if self.issue else None
+
+
 class Config(StrictModel):
     """The project's settings. `root` is the folder that holds newsletter.toml."""
 
@@ -239,6 +249,7 @@ class Config(StrictModel):
     analytics: Analytics = Analytics()
     schedule: Schedule = Schedule()
     publish: Publish = Publish()
+    welcome: Welcome = Welcome()
     root: Path = Field(Path("."), exclude=True)
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from newsletter.config import Config
 from newsletter.deliver.db import connect
 from newsletter.deliver.ledger import Ledger
 from newsletter.deliver.message import Recipient, copy_values
+from newsletter.deliver.segments import Segment
 from newsletter.errors import InputError, Problem
 
 #: Who the prompt fills merge tags for when nobody is pending.
@@ -19,7 +20,7 @@ NOBODY = Recipient("reader@example.com", "", "")
 
 
 def prompt_lines(
-    config: Config, built: BuiltIssue, tag: str | None, count: int, sample: Recipient,
+    config: Config, built: BuiltIssue, segment: Segment, count: int, sample: Recipient,
     transport: str,
 ) -> list[str]:  # fmt: skip
     """The lines shown before asking: subject and preheader filled for `sample`, and the rest."""
@@ -28,27 +29,27 @@ def prompt_lines(
         f"Subject:    {fill(built.subject, values)}",
         f"Preheader:  {fill(built.preheader, values)}",
         f"            (as {sample.email} sees them)",
-        f"Segment:    {f'subscribers tagged {tag}' if tag else 'every active subscriber'}",
+        f"Segment:    {segment.describe()}",
         f"Recipients: {count}",
         f"Transport:  {transport}",
     ]
 
 
 def confirm_send(
-    config: Config, built: BuiltIssue, tag: str | None, uncertain: bool, transport: str
+    config: Config, built: BuiltIssue, segment: Segment, uncertain: bool, transport: str
 ) -> None:
     """Show what is about to go out and ask; exit 1 on no, InputError without a terminal."""
     if not console.interactive():
         raise InputError(Problem("no terminal to confirm on; add --yes to send"))
     ledger = Ledger(connect(config.path(config.database)), built.slug)
-    count = ledger.count_pending(tag, uncertain, unqueued=True)
-    first = next(ledger.pending(tag, uncertain, batch_size=1, unqueued=True), None)
+    count = ledger.count_pending(segment, uncertain, unqueued=True)
+    first = next(ledger.pending(segment, uncertain, batch_size=1, unqueued=True), None)
     sample = (
         Recipient(first.email, first.first_name, first.last_name, first.subscriber_id)
         if first
         else NOBODY
     )
-    for line in prompt_lines(config, built, tag, count, sample, transport):
+    for line in prompt_lines(config, built, segment, count, sample, transport):
         console.err.print(escape(line))
     if not typer.confirm("Send now?"):
         raise typer.Exit(1)

@@ -88,6 +88,8 @@ def list_schedules(
     config: ConfigOption = None,
 ) -> None:
     """The scheduled sends, soonest first."""
+    from newsletter.deliver.segments import Segment
+
     rows = _store(load_config(config)).listing(every=every)
     if json:
         console.print_json([_as_json(row) for row in rows])
@@ -98,7 +100,7 @@ def list_schedules(
     table = Table("#", "issue", "due", "status", "segment", "result")
     for row in rows:
         table.add_row(str(row.id), row.issue, f"{row.local_due:%Y-%m-%d %H:%M %Z}", row.status,
-                      row.tag or "everyone", row.result)  # fmt: skip
+                      Segment.decode(row.tag).describe(), row.result)  # fmt: skip
     console.out.print(table)
 
 

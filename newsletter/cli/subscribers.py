@@ -14,7 +14,7 @@ from rich.table import Table
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.config import load_config
+from newsletter.config import Config, load_config
 from newsletter.deliver.csvfiles import read_subscriber_csv, write_subscriber_csv
 from newsletter.deliver.services import FORMATS
 from newsletter.deliver.subscribers import Status, SubscriberError, SubscriberStore
@@ -113,13 +113,42 @@ def add(
     tag: Annotated[
         list[str] | None, typer.Option("--tag", "-t", help="A tag (repeat for several).")
     ] = None,
+    welcome: Annotated[
+        bool,
+        typer.Option(
+            "--welcome", help="Send them the welcome email ([welcome] issue) unless they had it."
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Add a subscriber (active), or update one; people who opted out are refused."""
-    with _store(config) as store:
+    settings = load_config(config)
+    if welcome and settings.welcome.issue is None:
+        raise InputError(
+            Problem('--welcome needs a welcome email: add [welcome] issue = "issues/_welcome"')
+        )
+    with SubscriberStore.open(settings.path(settings.database)) as store:
         known = store.get(email) is not None
         subscriber = store.add(email, first_name, last_name, tag or ())
     console.out.print(f"{'Updated' if known else 'Added'} {escape(subscriber.email)}.")
+    if welcome:
+        _welcome(settings, subscriber.id)
+
+
+def _welcome(settings: Config, subscriber_id: int) -> None:
+    """Send the welcome email to one subscriber now and say what happened."""
+    from newsletter.deliver.welcome import send_welcome
+
+    report = send_welcome(settings, subscriber_id)
+    if report.sent:
+        console.out.print("Welcome email sent.")
+    elif report.skipped_sent:
+        console.out.print("They already had the welcome email; not sent again.")
+    else:
+        console.warning(
+            f"the welcome email was not sent ({report.deferred} deferred, {report.failed} "
+            "failed); run the same command again to retry"
+        )
 
 
 @subscribers_app.command()

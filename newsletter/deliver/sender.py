@@ -31,6 +31,7 @@ from newsletter.config import Config
 from newsletter.deliver.db import DatabaseError, failure
 from newsletter.deliver.ledger import ClaimLost, Job, Ledger, stamp
 from newsletter.deliver.message import MessageFactory, Recipient
+from newsletter.deliver.segments import Segment
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.transports import (
     ConnectionLost,
@@ -376,7 +377,7 @@ def send_issue(
     store: SubscriberStore,
     lanes: Sequence[Lane],
     *,
-    tag: str | None = None,
+    segment: Segment | None = None,
     resend_uncertain: bool = False,
     policy: Policy = Policy(),
     on_start: Callable[[SendReport], None] = lambda report: None,
@@ -398,11 +399,11 @@ def send_issue(
     begun = stamp()
     stop = stop or threading.Event()
     report = SendReport(ledger.issue, ", ".join(sorted({lane.transport.name for lane in lanes})))
-    ledger.enqueue(tag)
+    ledger.enqueue(segment)
     ledger.reap()
     report.shared_with = ledger.held_elsewhere()
-    report.skipped_sent, report.skipped_inactive = ledger.skipped(tag)
-    report.pending = ledger.count_pending(tag, resend_uncertain)
+    report.skipped_sent, report.skipped_inactive = ledger.skipped(segment)
+    report.pending = ledger.count_pending(segment, resend_uncertain)
     report.uncertain = 0 if resend_uncertain else ledger.uncertain()
     on_start(report)
     run = _Run(ledger, store, policy, report, on_progress)
@@ -432,7 +433,7 @@ def send_issue(
                     return
             if job is None and not exhausted and time.monotonic() >= poll_at:
                 batch = ledger.claim(
-                    claim_size, tag=tag, uncertain=resend_uncertain, before=begun, reap=reap
+                    claim_size, segment=segment, uncertain=resend_uncertain, before=begun, reap=reap
                 )
                 reap = False
                 if batch:
