@@ -9,7 +9,8 @@ The public API, for Python users (see the README's "Use it from Python")::
     built = newsletter.build_issue(issue, config)     # HTML + text, merge tags as placeholders
     report = newsletter.run_check(issue.folder, config)
     print(newsletter.dry_run(config, issue))
-    sent = newsletter.send(config, issue, newsletter.SendOptions(tag="weekly"))
+    weekly = newsletter.SendOptions(segment=newsletter.Segment(tags=("weekly",)))
+    sent = newsletter.send(config, issue, weekly)
 
 Names are imported on first use, so `import newsletter` (and the CLI's start-up) stays cheap.
 """
@@ -37,6 +38,7 @@ _EXPORTS = {
     "dry_run": "newsletter.deliver.campaign",
     "test_send": "newsletter.deliver.campaign",
     "SendReport": "newsletter.deliver.sender",
+    "Segment": "newsletter.deliver.segments",
     "SubscriberStore": "newsletter.deliver.subscribers",
     "Status": "newsletter.deliver.subscribers",
     "build_archive": "newsletter.publish.archive",
@@ -62,6 +64,7 @@ __all__ = [
     "Problem",
     "SendOptions",
     "SendReport",
+    "Segment",
     "Status",
     "SubscriberStore",
     "__version__",
@@ -94,6 +97,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from newsletter.compose.models import Issue
     from newsletter.config import Config, load_config
     from newsletter.deliver.campaign import Campaign, SendOptions, dry_run, send, test_send
+    from newsletter.deliver.segments import Segment
     from newsletter.deliver.sender import SendReport
     from newsletter.deliver.subscribers import Status, SubscriberStore
     from newsletter.doctor.run import run_doctor
