@@ -223,11 +223,13 @@ def send(
     asked = utc_clock()  # a time given with --at must be later than when the command ran
     settings = load_config(config, start=issue_dir)
     if at is not None and (dry_run or test):
-        raise InputError(Problem("--at schedules a real send; leave out --dry-run and --test"))
+        raise InputError(
+            Problem("--at schedules a real send; leave out --dry-run and --test", code="bad-option")
+        )
     due = due_time(settings, at, tz) if at is not None else None
     if topic is not None:
         if tag is not None:
-            raise InputError(Problem("give --tag or --topic, not both"))
+            raise InputError(Problem("give --tag or --topic, not both", code="bad-option"))
         tag = settings.topic(topic).tag
     issue = load_issue(issue_dir)
     overridden = [] if test else send_gate(issue_dir, settings, force=force)
@@ -336,7 +338,9 @@ def unsubscribe(
     store = SubscriberStore.open(settings.path(settings.database))
     subscriber = owner.find(store)
     if subscriber is None:
-        raise InputError(Problem("the link's subscriber is not on the list (any more)"))
+        raise InputError(
+            Problem("the link's subscriber is not on the list (any more)", code="not-found")
+        )
     store.set_status(
         subscriber.id,
         Status.UNSUBSCRIBED,

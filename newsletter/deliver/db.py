@@ -13,7 +13,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import DatabaseError
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -183,10 +183,6 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
-
-
-class DatabaseError(NewsletterError):
-    """The database file cannot be opened or is not one of ours."""
 
 
 def failure(exc: sqlite3.Error, path: Path | str) -> DatabaseError:

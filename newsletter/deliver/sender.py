@@ -88,7 +88,10 @@ def make_lanes(
         return [Lane(MaildirTransport(config.path(config.sending.outbox) / slug))]
     if not config.smtp:
         raise ConfigError(
-            Problem("no SMTP server is configured; add an [[smtp]] table to newsletter.toml")
+            Problem(
+                "no SMTP server is configured; add an [[smtp]] table to newsletter.toml",
+                code="missing-field",
+            )
         )
     shared = RateLimiter(rate) if rate else None
     lanes = []

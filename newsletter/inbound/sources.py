@@ -18,14 +18,10 @@ from types import TracebackType
 from imapclient import IMAPClient  # type: ignore[import-untyped]
 from imapclient.exceptions import IMAPClientError  # type: ignore[import-untyped]
 
-from newsletter.errors import InputError, NewsletterError, Problem
+from newsletter.errors import InputError, MailSourceError, Problem
 
 HANDLED_KEYWORD = "$NewsletterHandled"
 _BATCH = 50
-
-
-class MailSourceError(NewsletterError):
-    """The mail server could not be reached, refused the login, or failed a command."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +44,9 @@ def read_path(path: Path) -> Iterator[Inbound]:
             yield Inbound(file.name, file.read_bytes())
         return
     else:
-        problem = Problem("no such Maildir, mbox file or folder of .eml files", path=path)
+        problem = Problem(
+            "no such Maildir, mbox file or folder of .eml files", path=path, code="not-found"
+        )
         raise InputError(problem)
     try:
         for key in sorted(box.keys()):
