@@ -22,15 +22,9 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from newsletter.errors import InputError
+from newsletter.errors import InputError, MailSourceError
 from newsletter.inbound.classify import classify
-from newsletter.inbound.sources import (
-    HANDLED_KEYWORD,
-    ImapMailbox,
-    ImapSettings,
-    MailSourceError,
-    read_path,
-)
+from newsletter.inbound.sources import HANDLED_KEYWORD, ImapMailbox, ImapSettings, read_path
 
 
 def _mail(subject: str, body: str, **headers: str) -> bytes:

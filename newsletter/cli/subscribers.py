@@ -17,8 +17,8 @@ from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.config import load_config
 from newsletter.deliver.csvfiles import read_subscriber_csv, write_subscriber_csv
 from newsletter.deliver.services import FORMATS
-from newsletter.deliver.subscribers import Status, SubscriberError, SubscriberStore
-from newsletter.errors import InputError, Problem
+from newsletter.deliver.subscribers import Status, SubscriberStore
+from newsletter.errors import InputError, Problem, SubscriberError
 
 subscribers_app = typer.Typer(
     help="Manage the subscriber list: import a CSV, add, remove, unsubscribe, list, export.",

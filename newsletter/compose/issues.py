@@ -152,7 +152,8 @@ def parse_issue(text: str, source: Path) -> Issue:
             return lines.get(loc, 0) + 1
 
         raise IssueError(*problems_from(exc, source, _known_fields, line_for)) from None
-    lines = _node_lines(yaml.compose(head, Loader=_Loader))
+    node = yaml.compose(head, Loader=_Loader)
+    lines = _node_lines(node) if node else {}
     for loc, value in _strings(data):
         _check_merge_tags(value, source, lines.get(loc, 0) + 1, ".".join(map(str, loc)))
     _check_merge_tags(body, source, body_line, None)

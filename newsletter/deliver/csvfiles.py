@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import TextIO
 
 from newsletter.deliver.services import FORMATS, Format, detect
-from newsletter.deliver.subscribers import ImportRow, Subscriber, SubscriberError
-from newsletter.errors import Problem
+from newsletter.deliver.subscribers import ImportRow, Subscriber
+from newsletter.errors import Problem, SubscriberError
 
 COLUMNS = ("email", "first_name", "last_name", "tags", "status", "status_changed_at", "attributes")
 _ALIASES = {

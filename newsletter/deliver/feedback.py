@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 from newsletter.config import Config
 from newsletter.deliver import db
 from newsletter.deliver.subscribers import OPTED_OUT, Status, Subscriber, SubscriberStore
-from newsletter.deliver.tokens import Signer, TokenError
-from newsletter.errors import InputError, Problem
+from newsletter.deliver.tokens import Signer
+from newsletter.errors import InputError, Problem, TokenError
 from newsletter.inbound.classify import Decision, Recipient, classify
 from newsletter.inbound.verp import verify_token
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from newsletter.config import Config
-from newsletter.deliver.db import DatabaseError, failure
+from newsletter.deliver.db import failure
 from newsletter.deliver.ledger import ClaimLost, Job, Ledger, stamp
 from newsletter.deliver.message import MessageFactory, Recipient
 from newsletter.deliver.subscribers import Status, SubscriberStore
@@ -39,9 +39,8 @@ from newsletter.deliver.transports import (
     ReplyLost,
     SmtpTransport,
     Transport,
-    TransportError,
 )
-from newsletter.errors import ConfigError, NewsletterError, Problem
+from newsletter.errors import ConfigError, DatabaseError, NewsletterError, Problem, TransportError
 from newsletter.validation import parse_rate
 
 

@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from newsletter.deliver.subscribers import ImportRow, Status, SubscriberError
-from newsletter.errors import Problem
+from newsletter.deliver.subscribers import ImportRow, Status
+from newsletter.errors import Problem, SubscriberError
 
 Cells = Mapping[str, str]
 _TAG_SPLIT = re.compile(r"[,|]")
