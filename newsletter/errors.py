@@ -111,6 +111,11 @@ class Problem:
 #: The codes of runtime errors (exit 1) beyond their classes' own, set where they are raised.
 ERROR_CODES: dict[str, str] = {
     "error": "something went wrong (the message says what)",
+    "invalid-input": "the input is wrong (each problem has its own code)",
+    "bad-config": "newsletter.toml is wrong",
+    "bad-issue": "an issue is wrong",
+    "unreadable-issue": "issue.md cannot be read at all",
+    "send-refused": "the send is refused as asked",
     "build-failed": "a stage of the build failed",
     "write-failed": "an output folder could not be written",
     "publish-failed": "the site could not be copied to its destination",

@@ -150,7 +150,7 @@ class _Result:
     job: Job | None = None
     reply: str = ""
     code: int = 0
-    error: NewsletterError | None = None  # for `fatal`: what the send raises
+    error: NewsletterError | None = None  # for `fatal`: what the send raises; `dead`: why
 
 
 def _described(exc: BaseException) -> str:
@@ -186,7 +186,7 @@ class _Worker:
             self.results.put(_Result("opened"))
             self._loop()
         except TransportError as exc:
-            self.results.put(_Result("dead", reply=str(exc)))
+            self.results.put(_Result("dead", reply=str(exc), error=exc))
         except NewsletterError as exc:  # a full disk, a missing password...: the send stops
             self.results.put(_Result("fatal", reply=str(exc), error=exc))
         except BaseException as exc:  # never die silently: the main loop must know
@@ -217,6 +217,7 @@ class _Worker:
         cannot be."""
         transport = self.lane.transport
         transport.close()
+        code = TransportError.code
         for attempt in range(self.reconnects):
             if self.halt.wait(0.2 * 2**attempt if attempt else 0):
                 raise TransportError(f"stopped while reconnecting after: {reason}")
@@ -224,8 +225,8 @@ class _Worker:
                 transport.open()
                 return
             except TransportError as exc:
-                reason = str(exc)
-        raise TransportError(reason)
+                reason, code = str(exc), exc.code
+        raise TransportError(reason, code=code)
 
     def _deliver(self, job: Job) -> _Result:
         """Render and deliver one copy; every exception becomes this copy's result.
@@ -300,6 +301,7 @@ class _Run:
         self.opened = 0
         self.failures_in_a_row = 0
         self.lost: list[str] = []
+        self.lost_code = TransportError.code  # the first lost connection's error code
         self.fatal: NewsletterError | None = None
 
     def _retry(self, job: Job, reply: str, delay: float) -> None:
@@ -323,6 +325,8 @@ class _Run:
             if kind == "fatal":
                 self.fatal = self.fatal or result.error
             else:
+                if result.error is not None and not self.lost:
+                    self.lost_code = result.error.code
                 self.lost.append(result.reply)
             return
         job = result.job
@@ -473,7 +477,8 @@ def send_issue(
         report.uncertain = ledger.uncertain()
     if run.alive == 0 and not report.interrupted:
         if run.opened == 0:
-            raise TransportError(run.lost[0] if run.lost else "no connection could be opened")
+            reason = run.lost[0] if run.lost else "no connection could be opened"
+            raise TransportError(reason, code=run.lost_code)
         last = f" (the last: {run.lost[-1]})" if run.lost else ""
         report.paused = report.paused or f"every connection was lost{last}; run send again"
     return report
