@@ -128,6 +128,7 @@ ERROR_CODES: dict[str, str] = {
     "smtp-no-starttls": "the SMTP server does not offer STARTTLS",
     "outbox-unwritable": "the outbox folder cannot be written",
     "mail-source-failed": "the inbound mailbox cannot be read",
+    "imap-login-refused": "the IMAP server refused the login (or the password cannot be sent)",
 }
 
 

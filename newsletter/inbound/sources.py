@@ -94,6 +94,14 @@ class ImapMailbox:
         except (OSError, IMAPClientError) as error:
             self._close()
             raise self._error("the server refused", error) from None
+        except UnicodeEncodeError:  # its text names the character and where it is: never shown
+            self._close()
+            raise MailSourceError(
+                f"IMAP {s.host}:{s.port}: cannot log in as '{s.username}': the username or "
+                "password holds a character beyond ASCII, which IMAP LOGIN cannot carry here; "
+                "use an ASCII password",
+                code="imap-login-refused",
+            ) from None
         return self
 
     def __exit__(
