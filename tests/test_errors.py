@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import json
 import re
 import shutil
@@ -33,9 +34,10 @@ CODES = PROBLEM_CODES | ERROR_CODES
 WriteIssue = Callable[..., Path]
 
 
-def _trees() -> Iterator[tuple[Path, ast.Module]]:
-    for path in sorted(PACKAGE.rglob("*.py")):
-        yield path, ast.parse(path.read_text(encoding="utf-8"))
+@functools.cache
+def _trees() -> list[tuple[Path, ast.Module]]:
+    """Every module of the package, parsed (once)."""
+    return [(p, ast.parse(p.read_text(encoding="utf-8"))) for p in sorted(PACKAGE.rglob("*.py"))]
 
 
 def _name(func: ast.expr) -> str:
