@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Error, Page, sync_playwright
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import BrowserError
 
 #: The widths an email is looked at: a phone and a desktop mail client's reading pane.
 WIDTHS: tuple[int, ...] = (375, 650)
@@ -30,10 +30,6 @@ INSTALL_HINT = (
     "Chromium is not installed: install it with 'apt-get install chromium' (Debian/Ubuntu) "
     "or set NEWSLETTER_CHROMIUM to a Chromium or Chrome executable"
 )
-
-
-class BrowserError(NewsletterError):
-    """No usable Chromium, or it failed."""
 
 
 def find_chromium() -> str | None:

@@ -301,7 +301,9 @@ class Config(StrictModel):
             if topic.name.casefold() == name.strip().casefold():
                 return topic
         known = ", ".join(t.name for t in self.topics) or "none are configured ([[topics]])"
-        raise ConfigError(Problem(f"no topic named '{name}'; the topics: {known}"))
+        raise ConfigError(
+            Problem(f"no topic named '{name}'; the topics: {known}", code="unknown-topic")
+        )
 
     def issue_url(self, slug: str) -> str:
         """Where an issue's web copy and images are published."""
@@ -323,7 +325,9 @@ def parse_config(text: str, path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None)
-        raise ConfigError(Problem(f"not valid TOML: {exc}", path=path, line=line)) from None
+        raise ConfigError(
+            Problem(f"not valid TOML: {exc}", path=path, line=line, code="toml-syntax")
+        ) from None
     data.pop("root", None)
     try:
         return Config(**data, root=path.parent)
@@ -340,13 +344,14 @@ def find_config(start: Path) -> Path:
     raise ConfigError(
         Problem(
             f"no {CONFIG_NAME} found in {start.resolve()} or its parents; "
-            "run from your project folder or pass --config PATH"
+            "run from your project folder or pass --config PATH",
+            code="no-config",
         )
     )
 
 
 def _dkim_problem(message: str) -> ConfigError:
-    return ConfigError(Problem(message, field="dkim.key_file"))
+    return ConfigError(Problem(message, field="dkim.key_file", code="bad-dkim-key"))
 
 
 def _dkim_algorithm(key: bytes, path: Path) -> bytes:
@@ -416,7 +421,14 @@ def load_config(path: Path | None = None, start: Path = Path(".")) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(Problem(f"cannot read it: {exc.strerror}", path=path)) from None
+        raise ConfigError(
+            Problem(f"cannot read it: {exc.strerror}", path=path, code="unreadable-file")
+        ) from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            Problem("is not UTF-8 text; save it as UTF-8", path=path, line=line, code="not-utf8")
+        ) from None
     config = parse_config(text, path)
     read_dkim_key(config)
     return config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,8 +13,9 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 
-from newsletter.errors import Problem
+from newsletter.errors import PROBLEM_CODES, Problem
 
 
 class StrictModel(BaseModel):
@@ -22,10 +24,17 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _invalid(code: str, message: str) -> PydanticCustomError:
+    """A validation error that carries its problem code (see newsletter.errors.PROBLEM_CODES)."""
+    return PydanticCustomError(code, "{message}", {"message": message})
+
+
 def _web_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"'{value}' is not an http(s) URL; write it as https://host/path")
+        raise _invalid(
+            "bad-link", f"'{value}' is not an http(s) URL; write it as https://host/path"
+        )
     return value
 
 
@@ -33,13 +42,13 @@ def _email(value: str) -> str:
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise ValueError(f"'{value}' is not a valid email address: {exc}") from None
+        raise _invalid("bad-email", f"'{value}' is not a valid email address: {exc}") from None
 
 
 def _text(value: str) -> str:
     value = value.strip()
     if not value:
-        raise ValueError("must not be empty")
+        raise _invalid("missing-field", "must not be empty")
     return value
 
 
@@ -53,8 +62,9 @@ def unsafe_for_header(value: str) -> bool:
 
 def _single_line(value: str) -> str:
     if unsafe_for_header(value):
-        raise ValueError(
-            "must be a single line with no control characters (it goes into a mail header)"
+        raise _invalid(
+            "header-injection",
+            "must be a single line with no control characters (it goes into a mail header)",
         )
     return value
 
@@ -79,11 +89,14 @@ def _iso_date(value: object) -> object:
     try:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
-        raise ValueError(f"'{value}' is not a date; write it as YYYY-MM-DD") from None
+        raise _invalid("bad-date", f"'{value}' is not a date; write it as YYYY-MM-DD") from None
 
 
 def _rate(value: str) -> str:
-    parse_rate(value)
+    try:
+        parse_rate(value)
+    except ValueError as exc:
+        raise _invalid("bad-rate", str(exc)) from None
     return value
 
 
@@ -95,7 +108,7 @@ def parse_rate(value: str) -> float:
         count = float(number)
     except ValueError:
         count = -1
-    if seconds is None or count <= 0:
+    if seconds is None or not 0 < count < math.inf:  # nan and inf are not rates
         raise ValueError(f"'{value}' is not a rate; write it like 10/s, 600/m or 3600/h")
     return count / seconds
 
@@ -116,6 +129,15 @@ Text = Annotated[str, AfterValidator(_text)]
 HeaderText = Annotated[str, AfterValidator(_text), AfterValidator(_single_line)]
 
 
+#: Fields whose absence has a code of its own (`check` tells how to fill each in).
+_MISSING_CODES = {
+    "alt": "missing-alt",
+    "subject": "missing-subject",
+    "preheader": "missing-preheader",
+    "postal_address": "missing-postal-address",
+}
+
+
 def problems_from(
     error: ValidationError,
     path: Path,
@@ -128,14 +150,18 @@ def problems_from(
         loc = tuple(err["loc"])
         field = ".".join(str(part) for part in loc)
         kind = err["type"]
+        code = kind if kind in PROBLEM_CODES else "invalid-field"
         if kind == "missing":
-            message = "required field is missing; add it"
+            message, code = "required field is missing; add it", "missing-field"
         elif kind == "extra_forbidden":
+            code = "unknown-field"
             name = str(loc[-1])
             guess = difflib.get_close_matches(name, known_fields(loc[:-1]), n=1)
             hint = f"did you mean '{guess[0]}'?" if guess else "remove it or check its spelling"
             message = f"unknown field; {hint}"
         else:
             message = err["msg"].removeprefix("Value error, ")
-        problems.append(Problem(message, path=path, line=line_of(loc), field=field))
+        if code == "missing-field":
+            code = _MISSING_CODES.get(str(loc[-1]), code)
+        problems.append(Problem(message, path=path, line=line_of(loc), field=field, code=code))
     return problems

@@ -546,7 +546,11 @@ def test_unreadable_issue_exits_2(runner: CliRunner, project: Path, text: bytes)
     (folder / "issue.md").write_bytes(text)
     result = runner.invoke(app, ["check", str(folder), "--json"])
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: ") and result.stdout == ""
+    assert result.stderr.startswith("Error: ")
+    error = json.loads(result.stdout)["error"]  # with --json, the error as JSON, with its code
+    assert error["exit_code"] == 2
+    assert error["code"] == ("not-utf8" if b"\xff" in text else "yaml-syntax")
+    assert [p["code"] for p in error["problems"]] == [error["code"]]
 
 
 def test_missing_issue_and_broken_config_exit_2(runner: CliRunner, project: Path) -> None:

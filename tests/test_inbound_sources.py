@@ -22,15 +22,9 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from newsletter.errors import InputError
+from newsletter.errors import InputError, MailSourceError
 from newsletter.inbound.classify import classify
-from newsletter.inbound.sources import (
-    HANDLED_KEYWORD,
-    ImapMailbox,
-    ImapSettings,
-    MailSourceError,
-    read_path,
-)
+from newsletter.inbound.sources import HANDLED_KEYWORD, ImapMailbox, ImapSettings, read_path
 
 
 def _mail(subject: str, body: str, **headers: str) -> bytes:
@@ -248,6 +242,13 @@ def test_imap_wrong_password_and_closed_port_are_clear_errors(dovecot: ImapSetti
     wrong = ImapSettings(dovecot.host, dovecot.username, "wrong", port=dovecot.port, ssl=False)
     with pytest.raises(MailSourceError, match="refused"), ImapMailbox(wrong):
         pass
+    secret = "pässwörd-€-secret"
+    accented = ImapSettings(dovecot.host, dovecot.username, secret, port=dovecot.port, ssl=False)
+    with pytest.raises(MailSourceError) as caught, ImapMailbox(accented):
+        pass  # the encoding error would name the character and its position: never shown
+    assert caught.value.code == "imap-login-refused" and "beyond ASCII" in str(caught.value)
+    message = str(caught.value)
+    assert "position" not in message and not any(char in message for char in "äö€")
     closed = ImapSettings("127.0.0.1", "reader", "x", port=_free_port(), ssl=False, timeout=5)
     with pytest.raises(MailSourceError, match="cannot connect"), ImapMailbox(closed):
         pass

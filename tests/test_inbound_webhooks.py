@@ -162,6 +162,11 @@ def test_mailgun_signature_freshness_and_replays() -> None:
     assert decision.original_message_id == "<a.1.b@news.example.org>"
     with pytest.raises(WebhookRefused):  # the same call again
         webhooks.mailgun(_mailgun(failed), signing_key="mg-key", now=NOW, replays=guard)
+    accented = json.loads(_mailgun(failed, token="w" * 50))
+    accented["signature"]["signature"] = "é" * 64  # refused, not a TypeError (a 500)
+    with pytest.raises(WebhookRefused):
+        webhooks.mailgun(json.dumps(accented).encode(), signing_key="mg-key", now=NOW,
+                         replays=guard)  # fmt: skip
     for forged in (_mailgun(failed, key="other", token="u" * 50),
                    _mailgun(failed, when=NOW - 3600, token="v" * 50)):  # fmt: skip
         with pytest.raises(WebhookRefused):

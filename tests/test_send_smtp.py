@@ -334,7 +334,8 @@ def test_header_injection_in_subject_is_refused(
 def test_header_injection_in_a_recipient_is_refused(example: Path, project: Path) -> None:
     from newsletter.compose.build import build_issue
     from newsletter.compose.issues import load_issue
-    from newsletter.deliver.message import HeaderInjectionError, MessageFactory, Recipient
+    from newsletter.deliver.message import MessageFactory, Recipient
+    from newsletter.errors import HeaderInjectionError
 
     config = load_config()
     factory = MessageFactory(build_issue(load_issue(example), config), config, Signer(b"k"))

@@ -15,11 +15,11 @@ from newsletter.deliver.csvfiles import read_subscriber_csv, write_subscriber_cs
 from newsletter.deliver.subscribers import (
     ImportRow,
     Status,
-    SubscriberError,
     SubscriberStore,
     check_header_safe,
     normalize_email,
 )
+from newsletter.errors import SubscriberError
 
 INJECTION = "Eve\r\nBcc: x@evil.example"
 

@@ -9,7 +9,8 @@ from typer.testing import CliRunner, Result
 
 from newsletter.cli.app import app
 from newsletter.deliver.db import connect
-from newsletter.deliver.subscribers import ImportRow, Status, SubscriberError, SubscriberStore
+from newsletter.deliver.subscribers import ImportRow, Status, SubscriberStore
+from newsletter.errors import SubscriberError
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports"
 

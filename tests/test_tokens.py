@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from newsletter.cli.app import app
 from newsletter.config import load_config
 from newsletter.deliver.subscribers import Status, SubscriberStore
-from newsletter.deliver.tokens import Signer, TokenError, load_key, token_from
+from newsletter.deliver.tokens import Signer, load_key, token_from
+from newsletter.errors import TokenError
 
 KEY = b"k" * 32
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

@@ -10,7 +10,8 @@ import pytest
 from newsletter.compose.build import build_issue, local_preview
 from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
-from newsletter.publish.writer import WriteError, write_build
+from newsletter.errors import WriteError
+from newsletter.publish.writer import write_build
 
 
 def test_failure_mid_write_keeps_the_old_build(

@@ -15,11 +15,7 @@ from newsletter.checks.urls import published_urls, unreachable
 from newsletter.compose.build import BuiltIssue
 from newsletter.compose.issues import load_issue
 from newsletter.config import Config
-from newsletter.errors import InputError, Problem
-
-
-class SendRefused(InputError):
-    """The issue may not go to subscribers as it is."""
+from newsletter.errors import Problem, SendRefused
 
 
 def send_gate(issue_dir: Path, config: Config, *, force: bool = False) -> list[str]:
@@ -32,6 +28,7 @@ def send_gate(issue_dir: Path, config: Config, *, force: bool = False) -> list[s
                 "(a test send with --test works for drafts)",
                 issue.source,
                 field="status",
+                code="draft",
             )
         )
     report = run_check(issue_dir, config)
@@ -42,10 +39,11 @@ def send_gate(issue_dir: Path, config: Config, *, force: bool = False) -> list[s
     ]
     if errors and not force:
         raise SendRefused(
-            *(Problem(error) for error in errors),
+            *(Problem(error, code="check-errors") for error in errors),
             Problem(
                 f"{issue.slug} has {len(errors)} check error(s) and was not sent; fix them "
-                "(newsletter check shows each with its fix) or send with --force"
+                "(newsletter check shows each with its fix) or send with --force",
+                code="check-errors",
             ),
         )
     return errors
@@ -61,10 +59,14 @@ def url_gate(built: BuiltIssue, config: Config, timeout: float = 5.0) -> None:
     missing = unreachable(published_urls(built.html, config.base_url), timeout=timeout)
     if missing:
         raise SendRefused(
-            *(Problem(f"{url} does not answer: {reason}") for url, reason in missing),
+            *(
+                Problem(f"{url} does not answer: {reason}", code="not-published")
+                for url, reason in missing
+            ),
             Problem(
                 f"{len(missing)} published file(s) of {built.slug} are not at base_url; run "
                 "'newsletter archive' and 'newsletter publish' first, or send with "
-                "--skip-url-check"
+                "--skip-url-check",
+                code="not-published",
             ),
         )

@@ -76,27 +76,6 @@ _FIXES = {
 }
 
 
-def _problem_code(problem: Problem) -> str:
-    """A finding code for a located problem from the loader, the validator or the build."""
-    name, text = problem.field or "", problem.message
-    missing = text.startswith("required field is missing") or text == "must not be empty"
-    if text.startswith("unknown field"):
-        return "unknown-field"
-    if " is not a link: " in text:
-        return "bad-link"
-    if "merge tag" in text:
-        return "bad-merge-tag"
-    if "image" in text:
-        return "missing-image" if "not found" in text else "bad-image"
-    if missing and name.endswith(".alt"):
-        return "missing-alt"
-    if missing and name in ("subject", "preheader", "postal_address"):
-        return "missing-" + name.replace("_", "-")
-    if "URL" in text:
-        return "bad-link"
-    return "invalid-field"
-
-
 def _problem_where(problem: Problem, error: InputError) -> str:
     path, line, name = problem.path, problem.line, problem.field
     if isinstance(error, TemplateError):
@@ -114,9 +93,7 @@ def problem_findings(error: InputError) -> list[Finding]:
     """One error finding per problem of a load, validation or build error."""
     findings = []
     for problem in error.problems:
-        code = _problem_code(problem)
-        if isinstance(error, TemplateError):
-            code = "template-error"
+        code = "template-error" if isinstance(error, TemplateError) else problem.code
         message, _, hint = problem.message.partition("; ")
         where = _problem_where(problem, error)
         fix = _FIXES.get(code) or hint or "fix it and run check again"

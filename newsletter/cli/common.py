@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.markup import escape
@@ -23,16 +24,30 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 
 def reports_errors(command: F) -> F:
-    """Turn a NewsletterError into one `Error:` line per problem and its exit code."""
+    """Turn a NewsletterError into one `Error:` line per problem and its exit code (with --json,
+    also the error as JSON on stdout, with its code); a database that cannot be written is
+    one too. With --debug, the traceback first."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except NewsletterError as exc:
-            console.traceback()
-            for line in str(exc).splitlines() or [type(exc).__name__]:
-                console.error(escape(line))
-            raise typer.Exit(exc.exit_code) from None
+            _report(exc, bool(kwargs.get("json") or kwargs.get("as_json")))
+        except sqlite3.Error as exc:  # read-only, full, locked... wherever it is first written
+            from newsletter.deliver.db import failure
+
+            _report(failure(exc, "the database"), bool(kwargs.get("json") or kwargs.get("as_json")))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _report(error: NewsletterError, as_json: bool) -> NoReturn:
+    from newsletter.errors import error_data
+
+    console.traceback()
+    if as_json:
+        console.print_json(error_data(error))
+    for line in str(error).splitlines() or [type(error).__name__]:
+        console.error(escape(line))
+    raise typer.Exit(error.exit_code)

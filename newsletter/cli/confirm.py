@@ -40,7 +40,7 @@ def confirm_send(
 ) -> None:
     """Show what is about to go out and ask; exit 1 on no, InputError without a terminal."""
     if not console.interactive():
-        raise InputError(Problem("no terminal to confirm on; add --yes to send"))
+        raise InputError(Problem("no terminal to confirm on; add --yes to send", code="bad-option"))
     ledger = Ledger(connect(config.path(config.database)), built.slug)
     count = ledger.count_pending(segment, uncertain, unqueued=True)
     first = next(ledger.pending(segment, uncertain, batch_size=1, unqueued=True), None)

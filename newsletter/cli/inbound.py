@@ -90,11 +90,11 @@ def fetch(json: JsonOption = False, config: ConfigOption = None) -> None:
     inbound = settings.inbound
     if not inbound.imap_host or not inbound.imap_username:
         raise ConfigError(Problem("set inbound.imap_host and inbound.imap_username",
-                                  field="inbound"))  # fmt: skip
+                                  field="inbound", code="missing-field"))  # fmt: skip
     password = os.environ.get(inbound.imap_password_env)
     if password is None:
         missing = f"${inbound.imap_password_env} is not set; export the IMAP password in it"
-        raise ConfigError(Problem(missing, field="inbound.imap_password_env"))
+        raise ConfigError(Problem(missing, field="inbound.imap_password_env", code="missing-field"))
     imap = ImapSettings(inbound.imap_host, inbound.imap_username, password, inbound.imap_port,
                         inbound.imap_tls, inbound.imap_folder, inbound.imap_processed,
                         inbound.imap_unrecognised)  # fmt: skip
@@ -190,7 +190,9 @@ def show(event: Annotated[int, typer.Argument(help="The event's id.")], json: Js
     with SubscriberStore.open(settings.path(settings.database)) as store:
         row = store.conn.execute("SELECT * FROM inbound_events WHERE id = ?", (event,)).fetchone()
     if row is None:
-        raise ConfigError(Problem(f"no inbound event {event}; see newsletter inbound list"))
+        raise ConfigError(
+            Problem(f"no inbound event {event}; see newsletter inbound list", code="not-found")
+        )
     data = {key: row[key] for key in row.keys() if key != "raw"}  # noqa: SIM118 (a Row)
     data["decision"] = jsonlib.loads(row["decision"])
     raw = bytes(row["raw"] or b"").decode("utf-8", "replace")

@@ -25,7 +25,7 @@ def _ask(values: dict[str, str | None]) -> dict[str, str]:
     missing = [key for key, value in values.items() if not value]
     if missing and not console.interactive():
         flags = ", ".join("--" + key.replace("_", "-") for key in missing)
-        raise InputError(Problem(f"no terminal to ask on; give {flags}"))
+        raise InputError(Problem(f"no terminal to ask on; give {flags}", code="bad-option"))
     return {key: value or typer.prompt(_QUESTIONS[key]) for key, value in values.items()}
 
 

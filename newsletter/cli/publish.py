@@ -26,7 +26,9 @@ def publish(
     settings = load_config(config)
     site = settings.path(settings.web.site)
     if not (site / "index.html").is_file():
-        raise InputError(Problem(f"no site in {site}; run newsletter archive first"))
+        raise InputError(
+            Problem(f"no site in {site}; run newsletter archive first", code="not-found")
+        )
     target = to or (settings.path(settings.publish.folder) if settings.publish.folder else None)
     if target is not None:
         count = copy_site(site, target)
@@ -43,5 +45,6 @@ def publish(
             "nowhere to publish to: set [publish] folder or command in newsletter.toml, "
             "or pass --to FOLDER",
             field="publish",
+            code="missing-field",
         )
     )

@@ -72,7 +72,9 @@ def report(
     try:
         if issue is None:
             if html is not None:
-                raise InputError(Problem("--html needs an issue", field="--html"))
+                raise InputError(
+                    Problem("--html needs an issue", field="--html", code="bad-option")
+                )
             whole = list_report(conn)
             console.print_json(whole.as_dict()) if json else _print_list(whole)
             return
@@ -83,7 +85,9 @@ def report(
         try:
             html.write_text(report_page(figures, settings), encoding="utf-8")
         except OSError as exc:
-            raise InputError(Problem(f"cannot write it: {exc.strerror}", path=html)) from None
+            raise InputError(
+                Problem(f"cannot write it: {exc.strerror}", path=html, code="unreadable-file")
+            ) from None
     if json:
         console.print_json(figures.as_dict())
     else:

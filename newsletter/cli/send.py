@@ -237,12 +237,14 @@ def send(
     asked = utc_clock()  # a time given with --at must be later than when the command ran
     settings = load_config(config, start=issue_dir)
     if at is not None and (dry_run or test):
-        raise InputError(Problem("--at schedules a real send; leave out --dry-run and --test"))
+        raise InputError(
+            Problem("--at schedules a real send; leave out --dry-run and --test", code="bad-option")
+        )
     due = due_time(settings, at, tz) if at is not None else None
     from newsletter.deliver.segments import Segment
 
     if at is not None and new_since_sent:
-        raise InputError(Problem("--new-since-sent sends now; leave out --at"))
+        raise InputError(Problem("--new-since-sent sends now; leave out --at", code="bad-option"))
     tags = [*(tag or ()), *([settings.topic(topic).tag] if topic is not None else [])]
     segment = Segment(tuple(tags), tuple(exclude_tag or ())) if tags or exclude_tag else None
     issue = load_issue(issue_dir)
@@ -362,7 +364,9 @@ def unsubscribe(
     store = SubscriberStore.open(settings.path(settings.database))
     subscriber = owner.find(store)
     if subscriber is None:
-        raise InputError(Problem("the link's subscriber is not on the list (any more)"))
+        raise InputError(
+            Problem("the link's subscriber is not on the list (any more)", code="not-found")
+        )
     store.set_status(
         subscriber.id,
         Status.UNSUBSCRIBED,

@@ -17,8 +17,8 @@ from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.config import Config, load_config
 from newsletter.deliver.csvfiles import read_subscriber_csv, write_subscriber_csv
 from newsletter.deliver.services import FORMATS
-from newsletter.deliver.subscribers import Status, SubscriberError, SubscriberStore
-from newsletter.errors import InputError, Problem
+from newsletter.deliver.subscribers import Status, SubscriberStore
+from newsletter.errors import InputError, Problem, SubscriberError
 
 subscribers_app = typer.Typer(
     help="Manage the subscriber list: import a CSV, add, remove, unsubscribe, list, export.",
@@ -68,7 +68,11 @@ def import_(
     if format is not None and format not in FORMATS:
         known = ", ".join(FORMATS)
         raise InputError(
-            Problem(f"unknown format '{format}'; use one of {known}", field="--format")
+            Problem(
+                f"unknown format '{format}'; use one of {known}",
+                field="--format",
+                code="bad-option",
+            )
         )
     rows, problems, kind = read_subscriber_csv(file, format)
     with _store(config) as store:
@@ -161,7 +165,9 @@ def erase(
     """Erase a person and everything held about them; a keyed hash keeps them off the list."""
     with _store(config) as store:
         if store.erase(email, source="cli", reason=reason) is None:
-            raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
+            raise SubscriberError(
+                Problem(f"{email} is not on the list; check the address", code="not-found")
+            )
     console.out.print(
         f"Erased {escape(email)} and everything recorded about them; no import can add the "
         "address back (a new sign-up with double opt-in can)."
@@ -178,7 +184,9 @@ def show(email: EmailArgument, as_json: JsonOption = False, config: ConfigOption
     with _store(config) as store:
         person = store.person(email)
     if person is None:
-        raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
+        raise SubscriberError(
+            Problem(f"{email} is not on the list; check the address", code="not-found")
+        )
     if as_json:
         console.print_json(person)
         return
@@ -311,5 +319,7 @@ def export(
             with out.open("w", encoding="utf-8", newline="") as file:
                 written = write_subscriber_csv(store.iter(status, tag), file)
         except OSError as exc:
-            raise SubscriberError(Problem(f"cannot write it: {exc.strerror}", path=out)) from None
+            raise SubscriberError(
+                Problem(f"cannot write it: {exc.strerror}", path=out, code="unreadable-file")
+            ) from None
     console.out.print(f"Exported {written} subscribers to {escape(str(out))}.")

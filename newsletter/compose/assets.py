@@ -50,9 +50,9 @@ class ImageRef:
     line: int | None = None
     display_width: int = 600  # the email's whole width: the most any image is shown at
 
-    def error(self, message: str, source: Path) -> IssueError:
+    def error(self, message: str, source: Path, code: str = "bad-image") -> IssueError:
         """An IssueError about this image, located where the issue names it."""
-        return IssueError(Problem(message, source, self.line, self.field))
+        return IssueError(Problem(message, source, self.line, self.field, code=code))
 
 
 def is_remote(src: str) -> bool:
@@ -69,7 +69,9 @@ def _local_file(folder: Path, ref: ImageRef, source: Path) -> Path:
     file = folder / relative
     if not file.is_file():
         raise ref.error(
-            f"image file '{ref.src}' not found in {folder}; add the file or fix the path", source
+            f"image file '{ref.src}' not found in {folder}; add the file or fix the path",
+            source,
+            "missing-image",
         )
     if not file.resolve().is_relative_to(folder.resolve()):
         raise ref.error(

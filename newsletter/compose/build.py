@@ -197,7 +197,10 @@ def link_problems(issue: Issue, tokens: Sequence[Token]) -> list[Problem]:
     """A problem for each link of the story that cannot become a link, naming its line."""
     return [
         Problem(
-            f"'{restore(broken.written)}' is not a link: {broken.reason}", issue.source, broken.line
+            f"'{restore(broken.written)}' is not a link: {broken.reason}",
+            issue.source,
+            broken.line,
+            code="bad-link",
         )
         for broken in markdown.broken_links(tokens, issue.body_line)
     ]

@@ -13,5 +13,8 @@ def compile_mjml(source: str) -> str:
         return mjml.mjml2html(source, fonts={})
     except ValueError as exc:
         raise TemplateError(
-            Problem(f"the rendered template is not valid MJML: {exc}; check the templates")
+            Problem(
+                f"the rendered template is not valid MJML: {exc}; check the templates",
+                code="template-error",
+            )
         ) from None

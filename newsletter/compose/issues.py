@@ -47,13 +47,20 @@ def _split(text: str, path: Path) -> tuple[str, str, int]:
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
         raise UnreadableIssueError(
-            Problem("must start with a '---' line opening the YAML front matter", path, 1)
+            Problem(
+                "must start with a '---' line opening the YAML front matter",
+                path,
+                1,
+                code="yaml-syntax",
+            )
         )
     for number, line in enumerate(lines[1:], start=2):
         if line.strip() == "---":
             return "".join(lines[1 : number - 1]), "".join(lines[number:]), number + 1
     raise UnreadableIssueError(
-        Problem("front matter is not closed: add a '---' line after it", path, 1)
+        Problem(
+            "front matter is not closed: add a '---' line after it", path, 1, code="yaml-syntax"
+        )
     )
 
 
@@ -86,12 +93,23 @@ def _known_fields(loc: tuple[str | int, ...]) -> list[str]:
     return list(model.model_fields)
 
 
+def _strings(data: object, loc: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]]:
+    """Every text of the front matter with its key path: a merge tag may stand in any."""
+    if isinstance(data, str):
+        return [(loc, data)]
+    if isinstance(data, dict):
+        return [item for key, value in data.items() for item in _strings(value, (*loc, key))]
+    if isinstance(data, list):
+        return [item for index, value in enumerate(data) for item in _strings(value, (*loc, index))]
+    return []
+
+
 def _check_merge_tags(text: str, path: Path, first_line: int, field: str | None) -> None:
     try:
         find_tags(text)
     except MergeTagError as exc:
         line = first_line + line_of(text, exc.offset) - 1
-        raise IssueError(Problem(str(exc), path, line, field)) from None
+        raise IssueError(Problem(str(exc), path, line, field, code="bad-merge-tag")) from None
 
 
 def parse_issue(text: str, source: Path) -> Issue:
@@ -102,18 +120,28 @@ def parse_issue(text: str, source: Path) -> Issue:
     except _AliasRefused as exc:
         line = exc.problem_mark.line + 2 if exc.problem_mark else None
         raise UnreadableIssueError(
-            Problem("YAML aliases (*name) are not allowed here; write the value out", source, line)
+            Problem(
+                "YAML aliases (*name) are not allowed here; write the value out",
+                source,
+                line,
+                code="yaml-syntax",
+            )
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else None
         reason = getattr(exc, "problem", None) or str(exc)
         raise UnreadableIssueError(
-            Problem(f"YAML syntax error: {reason}; check quotes and indentation", source, line)
+            Problem(
+                f"YAML syntax error: {reason}; check quotes and indentation",
+                source,
+                line,
+                code="yaml-syntax",
+            )
         ) from None
     if not isinstance(data, dict):
         raise UnreadableIssueError(
-            Problem("front matter must be a mapping of field: value", source, 2)
+            Problem("front matter must be a mapping of field: value", source, 2, code="yaml-syntax")
         )
     try:
         front = FrontMatter(**data)
@@ -126,8 +154,10 @@ def parse_issue(text: str, source: Path) -> Issue:
             return lines.get(loc, 0) + 1
 
         raise IssueError(*problems_from(exc, source, _known_fields, line_for)) from None
-    subject_line = _node_lines(yaml.compose(head, Loader=_Loader)).get(("subject",), 0) + 1
-    _check_merge_tags(front.subject, source, subject_line, "subject")
+    node = yaml.compose(head, Loader=_Loader)
+    lines = _node_lines(node) if node else {}
+    for loc, value in _strings(data):
+        _check_merge_tags(value, source, lines.get(loc, 0) + 1, ".".join(map(str, loc)))
     _check_merge_tags(body, source, body_line, None)
     folder = source.parent
     return Issue(
@@ -150,7 +180,9 @@ def load_issue(folder: Path) -> Issue:
     source = issue_file(folder)
     if not source.is_file():
         hint = "create it with 'newsletter new TITLE'" if not folder.exists() else "add it"
-        raise UnreadableIssueError(Problem(f"no {ISSUE_FILE} here; {hint}", source))
+        raise UnreadableIssueError(
+            Problem(f"no {ISSUE_FILE} here; {hint}", source, code="unreadable-file")
+        )
     try:
         too_large = source.stat().st_size > MAX_ISSUE_BYTES
         if not too_large:
@@ -159,7 +191,7 @@ def load_issue(folder: Path) -> Issue:
             too_large = len(text) > MAX_ISSUE_BYTES
     except (OSError, UnicodeDecodeError) as exc:
         raise UnreadableIssueError(
-            Problem(f"cannot read it as UTF-8 text: {exc}", source)
+            Problem(f"cannot read it as UTF-8 text: {exc}", source, code="not-utf8")
         ) from None
     if too_large:
         raise UnreadableIssueError(
@@ -167,6 +199,7 @@ def load_issue(folder: Path) -> Issue:
                 f"is larger than {MAX_ISSUE_BYTES // 1_000_000} MB; an issue is one email, "
                 "so shorten it or split it into several issues",
                 source,
+                code="file-too-large",
             )
         )
     return parse_issue(text, source)

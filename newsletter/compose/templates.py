@@ -60,14 +60,19 @@ def render(env: Environment, name: str, context: Mapping[str, Any]) -> str:
             Problem(
                 f"template '{exc.name}' not found (looked in {searched}); "
                 "check the 'template' field or add the file",
+                code="template-error",
             )
         ) from None
     except TemplateSyntaxError as exc:
         where = Path(exc.filename) if exc.filename else None
         raise TemplateError(
-            Problem(f"template syntax error: {exc.message}", where, exc.lineno)
+            Problem(
+                f"template syntax error: {exc.message}", where, exc.lineno, code="template-error"
+            )
         ) from None
     except UndefinedError as exc:
         raise TemplateError(
-            Problem(f"template '{name}' uses something undefined: {exc.message}")
+            Problem(
+                f"template '{name}' uses something undefined: {exc.message}", code="template-error"
+            )
         ) from None

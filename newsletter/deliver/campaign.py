@@ -31,15 +31,11 @@ from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send
 from newsletter.deliver.subscribers import SubscriberStore, normalize_email
 from newsletter.deliver.tokens import key_source, signer_for
 from newsletter.deliver.transports import ConnectionLost, DeliveryError, ReplyLost
-from newsletter.errors import InputError, Problem
+from newsletter.errors import InputError, Problem, SendRefused
 from newsletter.validation import parse_rate
 
 TRANSPORTS = ("outbox", "smtp")
 Progress = Callable[[SendReport], None]
-
-
-class SendRefused(InputError):
-    """The issue is already being sent another way; continue that send or force a change."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,7 @@ def _rate(text: str | None) -> float | None:
     try:
         return parse_rate(text) if text else None
     except ValueError as exc:
-        raise InputError(Problem(str(exc), field="--rate")) from None
+        raise InputError(Problem(str(exc), field="--rate", code="bad-rate")) from None
 
 
 def _relays(config: Config, transport: str) -> str:
@@ -137,7 +133,11 @@ def resolve(config: Config, ledger: Ledger, options: SendOptions) -> SendRecord:
     over the configuration (a finished send may be followed by one to another segment)."""
     _rate(options.rate)
     if options.transport is not None and options.transport not in TRANSPORTS:
-        raise InputError(Problem(f"unknown transport '{options.transport}'; use outbox or smtp"))
+        raise InputError(
+            Problem(
+                f"unknown transport '{options.transport}'; use outbox or smtp", code="bad-option"
+            )
+        )
     segment = _segment(ledger, options)
     recorded = ledger.record()
     if recorded is not None and not ledger.count_pending(recorded.segment):
@@ -162,7 +162,8 @@ def resolve(config: Config, ledger: Ledger, options: SendOptions) -> SendRecord:
             Problem(
                 f"the send of {ledger.issue} was started with {_describe(recorded)}; this asks "
                 f"for {_describe(wanted)}. Run send without options to continue it as started, "
-                "or add --force to send the rest this new way"
+                "or add --force to send the rest this new way",
+                code="send-in-progress",
             )
         )
     return wanted

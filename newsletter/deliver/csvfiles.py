@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import TextIO
 
 from newsletter.deliver.services import FORMATS, Format, detect
-from newsletter.deliver.subscribers import ImportRow, Subscriber, SubscriberError
-from newsletter.errors import Problem
+from newsletter.deliver.subscribers import ImportRow, Subscriber
+from newsletter.errors import Problem, SubscriberError
 
 COLUMNS = ("email", "first_name", "last_name", "tags", "status", "status_changed_at", "attributes")
 _ALIASES = {
@@ -74,11 +74,11 @@ def _header(record: list[str], path: Path, line: int) -> list[str]:
     if "email" not in names:
         found = ", ".join(repr(cell.strip()) for cell in record)
         message = f"has no email column; the columns found are: {found}"
-        raise SubscriberError(Problem(message, path=path, line=line))
+        raise SubscriberError(Problem(message, path=path, line=line, code="bad-csv"))
     for name in names:
         if name and names.count(name) > 1:
             message = f"the column '{name}' appears twice; keep one"
-            raise SubscriberError(Problem(message, path=path, line=line))
+            raise SubscriberError(Problem(message, path=path, line=line, code="bad-csv"))
     return names
 
 
@@ -94,13 +94,15 @@ def read_subscriber_csv(
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SubscriberError(Problem(f"cannot read it: {exc.strerror}", path=path)) from None
+        raise SubscriberError(
+            Problem(f"cannot read it: {exc.strerror}", path=path, code="unreadable-file")
+        ) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         message = "is not UTF-8 text; save it as 'CSV UTF-8' and try again"
-        raise SubscriberError(Problem(message, path=path, line=line)) from None
+        raise SubscriberError(Problem(message, path=path, line=line, code="not-utf8")) from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     header: list[str] | None = None
     kind: Format | None = FORMATS[format] if format else None
@@ -117,7 +119,7 @@ def read_subscriber_csv(
                 kind = kind or detect(frozenset(header))
             elif len(record) != len(header):
                 message = f"has {len(record)} fields but the header has {len(header)}"
-                problems.append(Problem(message, path=path, line=line))
+                problems.append(Problem(message, path=path, line=line, code="bad-csv"))
             else:
                 assert kind is not None
                 try:
@@ -127,10 +129,12 @@ def read_subscriber_csv(
                     problems.extend(replace(p, path=path, line=line) for p in exc.problems)
     except csv.Error as exc:
         message = f"is not valid CSV: {exc}"
-        raise SubscriberError(Problem(message, path=path, line=reader.line_num)) from None
+        raise SubscriberError(
+            Problem(message, path=path, line=reader.line_num, code="bad-csv")
+        ) from None
     if header is None:
         raise SubscriberError(
-            Problem("is empty; it needs a header line with an email column", path)
+            Problem("is empty; it needs a header line with an email column", path, code="bad-csv")
         )
     assert kind is not None
     return rows, problems, kind.name

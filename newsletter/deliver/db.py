@@ -13,7 +13,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import DatabaseError
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -189,10 +189,6 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE sends SET segment = json_object('tags', json_array(tag)) WHERE tag != '';
     """,
 )
-
-
-class DatabaseError(NewsletterError):
-    """The database file cannot be opened or is not one of ours."""
 
 
 def failure(exc: sqlite3.Error, path: Path | str) -> DatabaseError:

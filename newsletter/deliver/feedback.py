@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass
 from newsletter.config import Config
 from newsletter.deliver import db
 from newsletter.deliver.subscribers import OPTED_OUT, Status, Subscriber, SubscriberStore
-from newsletter.deliver.tokens import Signer, TokenError
-from newsletter.errors import InputError, Problem
+from newsletter.deliver.tokens import Signer
+from newsletter.errors import InputError, Problem, TokenError
 from newsletter.inbound.classify import Decision, Recipient, classify
 from newsletter.inbound.verp import verify_token
 
@@ -248,9 +248,17 @@ class Feedback:
         """Put the reader back as they were before this event changed them."""
         row = self.conn.execute("SELECT * FROM inbound_events WHERE id = ?", (event_id,)).fetchone()
         if row is None:
-            raise InputError(Problem(f"no inbound event {event_id}; see newsletter inbound list"))
+            raise InputError(
+                Problem(
+                    f"no inbound event {event_id}; see newsletter inbound list", code="not-found"
+                )
+            )
         if row["undone_at"] or not row["previous_status"] or row["subscriber_id"] is None:
-            raise InputError(Problem(f"inbound event {event_id} changed nobody; nothing to undo"))
+            raise InputError(
+                Problem(
+                    f"inbound event {event_id} changed nobody; nothing to undo", code="bad-input"
+                )
+            )
         self.store.set_status(row["subscriber_id"], Status(row["previous_status"]),
                               f"undo of inbound event {event_id}", source="undo")  # fmt: skip
         self.conn.execute(

@@ -25,7 +25,8 @@ from typing import IO
 from newsletter.config import Config
 from newsletter.deliver import db
 from newsletter.deliver.subscribers import Status, SubscriberStore
-from newsletter.deliver.tokens import Signer, TokenError
+from newsletter.deliver.tokens import Signer
+from newsletter.errors import DatabaseError, TokenError
 
 #: Seconds to wait for another process to finish with the journal file.
 LOCK_WAIT = 30.0
@@ -56,7 +57,7 @@ class UnsubscribeJournal:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise db.DatabaseError(f"{self.path} stayed locked") from None
+                        raise DatabaseError(f"{self.path} stayed locked") from None
                     time.sleep(0.01)
             try:
                 yield handle
@@ -124,7 +125,7 @@ def apply_journal(config: Config, signer: Signer, store: SubscriberStore) -> int
     try:
         return UnsubscribeJournal(journal_path(config)).apply(store, signer)
     except sqlite3.OperationalError as exc:
-        raise db.DatabaseError(
+        raise DatabaseError(
             f"cannot apply the unsubscribes waiting in {journal_path(config)}: {exc}; "
             "try again when the database is free"
         ) from None

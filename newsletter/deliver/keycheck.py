@@ -10,13 +10,9 @@ from __future__ import annotations
 import sqlite3
 
 from newsletter.deliver.tokens import Signer
-from newsletter.errors import InputError, Problem
+from newsletter.errors import KeyChangedError, Problem
 
 _NAME = "signing_key_fingerprint"
-
-
-class KeyChangedError(InputError):
-    """The signing key is not the one links were signed with before."""
 
 
 def check_signing_key(conn: sqlite3.Connection, signer: Signer, source: str, *,
@@ -32,7 +28,8 @@ def check_signing_key(conn: sqlite3.Connection, signer: Signer, source: str, *,
                 f"the signing key (from {source}) is not the one the links already sent were "
                 "signed with: every unsubscribe and preferences link in earlier emails would "
                 "stop working. Restore the previous key (the key file, or NEWSLETTER_SECRET), "
-                "or pass --accept-new-key (to send or serve) if you replaced it on purpose"
+                "or pass --accept-new-key (to send or serve) if you replaced it on purpose",
+                code="signing-key-changed",
             )
         )
     if row is None or row[0] != signer.fingerprint:

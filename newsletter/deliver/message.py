@@ -34,20 +34,19 @@ from newsletter.config import Config, read_dkim_key
 from newsletter.deliver.addresses import ascii_domain, mailto
 from newsletter.deliver.headers import CRLF, address_header, header_line, named_header
 from newsletter.deliver.tokens import Signer
-from newsletter.errors import InputError, Problem
+from newsletter.errors import HeaderInjectionError, Problem
 from newsletter.inbound.verp import HEADER, DeliveryTokens, verp_address
 from newsletter.validation import unsafe_for_header
-
-
-class HeaderInjectionError(InputError):
-    """A value bound for a mail header holds a line break."""
 
 
 def header_safe(value: str, what: str) -> str:
     """`value` unchanged, or HeaderInjectionError if it holds CR, LF or another control char."""
     if unsafe_for_header(value):
         raise HeaderInjectionError(
-            Problem(f"{what} {value!r} contains a line break or control character; remove it")
+            Problem(
+                f"{what} {value!r} contains a line break or control character; remove it",
+                code="header-injection",
+            )
         )
     return value
 

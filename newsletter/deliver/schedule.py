@@ -41,7 +41,11 @@ def parse_local_time(text: str, zone: str) -> dt.datetime:
         tz = zoneinfo.ZoneInfo(zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise InputError(
-            Problem(f"'{zone}' is not a time zone; use one like Europe/Paris", field="--tz")
+            Problem(
+                f"'{zone}' is not a time zone; use one like Europe/Paris",
+                field="--tz",
+                code="bad-schedule",
+            )
         ) from None
     for layout in TIME_FORMATS:
         try:
@@ -49,7 +53,11 @@ def parse_local_time(text: str, zone: str) -> dt.datetime:
         except ValueError:
             continue
     raise InputError(
-        Problem(f"'{text}' is not a time; write it like 2026-12-04 07:00", field="--at")
+        Problem(
+            f"'{text}' is not a time; write it like 2026-12-04 07:00",
+            field="--at",
+            code="bad-schedule",
+        )
     )
 
 
@@ -109,13 +117,18 @@ class ScheduleStore:
         """Record a send of `issue` at `due_at`; InputError if it is already scheduled or
         `due_at` is more than LATE_START before `now`."""
         if due_at < now - LATE_START:
-            raise InputError(Problem("that time is in the past; give a later one", field="--at"))
+            raise InputError(
+                Problem(
+                    "that time is in the past; give a later one", field="--at", code="bad-schedule"
+                )
+            )
         if self.open_for(issue):
             raise InputError(
                 Problem(
                     f"{issue} is already scheduled; cancel it first with "
                     "'newsletter schedule cancel'",
                     field="--at",
+                    code="bad-schedule",
                 )
             )
         cursor = self.conn.execute(
@@ -132,7 +145,9 @@ class ScheduleStore:
             f"SELECT {_COLUMNS} FROM schedules WHERE id = ?", [schedule_id]
         ).fetchone()
         if row is None:
-            raise InputError(Problem(f"there is no schedule number {schedule_id}"))
+            raise InputError(
+                Problem(f"there is no schedule number {schedule_id}", code="not-found")
+            )
         return _row(row)
 
     def listing(self, *, every: bool = False) -> list[Scheduled]:
@@ -158,7 +173,10 @@ class ScheduleStore:
         found = self.get(schedule_id)
         if cursor.rowcount != 1:
             raise InputError(
-                Problem(f"schedule {schedule_id} is {found.status}; only a waiting one can stop")
+                Problem(
+                    f"schedule {schedule_id} is {found.status}; only a waiting one can stop",
+                    code="bad-schedule",
+                )
             )
         return found
 

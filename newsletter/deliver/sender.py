@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from newsletter.config import Config
-from newsletter.deliver.db import DatabaseError, failure
+from newsletter.deliver.db import failure
 from newsletter.deliver.ledger import ClaimLost, Job, Ledger, stamp
 from newsletter.deliver.message import MessageFactory, Recipient
 from newsletter.deliver.segments import Segment
@@ -40,9 +40,8 @@ from newsletter.deliver.transports import (
     ReplyLost,
     SmtpTransport,
     Transport,
-    TransportError,
 )
-from newsletter.errors import ConfigError, NewsletterError, Problem
+from newsletter.errors import ConfigError, DatabaseError, NewsletterError, Problem, TransportError
 from newsletter.validation import parse_rate
 
 #: The least time between two `health()` questions of one send.
@@ -92,7 +91,10 @@ def make_lanes(
         return [Lane(MaildirTransport(config.path(config.sending.outbox) / slug))]
     if not config.smtp:
         raise ConfigError(
-            Problem("no SMTP server is configured; add an [[smtp]] table to newsletter.toml")
+            Problem(
+                "no SMTP server is configured; add an [[smtp]] table to newsletter.toml",
+                code="missing-field",
+            )
         )
     shared = RateLimiter(rate) if rate else None
     lanes = []
@@ -152,7 +154,7 @@ class _Result:
     job: Job | None = None
     reply: str = ""
     code: int = 0
-    error: NewsletterError | None = None  # for `fatal`: what the send raises
+    error: NewsletterError | None = None  # for `fatal`: what the send raises; `dead`: why
 
 
 def _described(exc: BaseException) -> str:
@@ -187,7 +189,7 @@ class _Worker:
             self.results.put(_Result("opened"))
             self._loop()
         except TransportError as exc:
-            self.results.put(_Result("dead", reply=str(exc)))
+            self.results.put(_Result("dead", reply=str(exc), error=exc))
         except NewsletterError as exc:  # a full disk, a missing password...: the send stops
             self.results.put(_Result("fatal", reply=str(exc), error=exc))
         except BaseException as exc:  # never die silently: the main loop must know
@@ -218,6 +220,7 @@ class _Worker:
         cannot be."""
         transport = self.lane.transport
         transport.close()
+        code = TransportError.code
         for attempt in range(self.reconnects):
             if self.halt.wait(0.2 * 2**attempt if attempt else 0):
                 raise TransportError(f"stopped while reconnecting after: {reason}")
@@ -225,8 +228,8 @@ class _Worker:
                 transport.open()
                 return
             except TransportError as exc:
-                reason = str(exc)
-        raise TransportError(reason)
+                reason, code = str(exc), exc.code
+        raise TransportError(reason, code=code)
 
     def _deliver(self, job: Job) -> _Result:
         """Render and deliver one copy; every exception becomes this copy's result.
@@ -301,6 +304,7 @@ class _Run:
         self.opened = 0
         self.failures_in_a_row = 0
         self.lost: list[str] = []
+        self.lost_code = TransportError.code  # the first lost connection's error code
         self.fatal: NewsletterError | None = None
 
     def _retry(self, job: Job, reply: str, delay: float) -> None:
@@ -324,6 +328,8 @@ class _Run:
             if kind == "fatal":
                 self.fatal = self.fatal or result.error
             else:
+                if result.error is not None and not self.lost:
+                    self.lost_code = result.error.code
                 self.lost.append(result.reply)
             return
         job = result.job
@@ -480,7 +486,8 @@ def send_issue(
         report.uncertain = ledger.uncertain()
     if run.alive == 0 and not report.interrupted:
         if run.opened == 0:
-            raise TransportError(run.lost[0] if run.lost else "no connection could be opened")
+            reason = run.lost[0] if run.lost else "no connection could be opened"
+            raise TransportError(reason, code=run.lost_code)
         last = f" (the last: {run.lost[-1]})" if run.lost else ""
         report.paused = report.paused or f"every connection was lost{last}; run send again"
     return report

@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from newsletter.deliver.subscribers import ImportRow, Status, SubscriberError
-from newsletter.errors import Problem
+from newsletter.deliver.subscribers import ImportRow, Status
+from newsletter.errors import Problem, SubscriberError
 
 Cells = Mapping[str, str]
 _TAG_SPLIT = re.compile(r"[,|]")
@@ -73,7 +73,7 @@ def _split_name(full: str) -> tuple[str, str]:
 def _require_email(cells: Cells) -> str:
     email = cells.get("email", "").strip()
     if not email:
-        raise SubscriberError(Problem("the email cell is empty"))
+        raise SubscriberError(Problem("the email cell is empty", code="bad-email"))
     return email
 
 
@@ -86,7 +86,7 @@ def _attributes_cell(cell: str) -> dict[str, str]:
     except json.JSONDecodeError:
         value = None
     if not isinstance(value, dict):
-        raise SubscriberError(Problem(f"attributes {cell!r} is not a JSON object"))
+        raise SubscriberError(Problem(f"attributes {cell!r} is not a JSON object", code="bad-csv"))
     return {str(key): str(item) for key, item in value.items()}
 
 
@@ -95,7 +95,9 @@ def _status_cell(cell: str) -> Status:
         return Status(cell.strip().lower() or Status.ACTIVE)
     except ValueError:
         known = ", ".join(status.value for status in Status)
-        raise SubscriberError(Problem(f"status '{cell}' is not one of {known}")) from None
+        raise SubscriberError(
+            Problem(f"status '{cell}' is not one of {known}", code="bad-csv")
+        ) from None
 
 
 def _generic(line: int, cells: Cells) -> ImportRow:

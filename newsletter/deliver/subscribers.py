@@ -22,7 +22,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.deliver import db, suppression
-from newsletter.errors import InputError, Problem
+from newsletter.errors import Problem, SubscriberError
 from newsletter.validation import unsafe_for_header
 
 
@@ -46,10 +46,6 @@ _OPTED_OUT_HOW = {
 #: Control characters (Unicode category Cc) and the line and paragraph separators.
 #: Characters that separate tags in a CSV cell, so a tag may not contain them.
 TAG_SEPARATORS = ",|"
-
-
-class SubscriberError(InputError):
-    """A bad address, a name unfit for a mail header, an unknown subscriber..."""
 
 
 @dataclass(frozen=True)
@@ -123,14 +119,16 @@ def normalize_email(value: str) -> str:
     try:
         return validate_email(value.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise SubscriberError(Problem(f"'{value}' is not a valid email address: {exc}")) from None
+        raise SubscriberError(
+            Problem(f"'{value}' is not a valid email address: {exc}", code="bad-email")
+        ) from None
 
 
 def check_header_safe(value: str, field: str) -> str:
     """`value` unchanged if it holds no line break or control character (header injection)."""
     if unsafe_for_header(value):
         message = f"{field} {value!r} contains a line break or control character; remove it"
-        raise SubscriberError(Problem(message))
+        raise SubscriberError(Problem(message, code="header-injection"))
     return value
 
 
@@ -140,7 +138,9 @@ def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
     for tag in tags:
         tag = check_header_safe(tag, "tag").strip()
         if any(char in TAG_SEPARATORS for char in tag):
-            raise SubscriberError(Problem(f"tag '{tag}' contains ',' or '|'; split it in two"))
+            raise SubscriberError(
+                Problem(f"tag '{tag}' contains ',' or '|'; split it in two", code="bad-subscriber")
+            )
         if tag:
             cleaned.setdefault(tag.casefold(), tag)
     return tuple(cleaned.values())
@@ -151,7 +151,9 @@ class _Refused(SubscriberError):
 
     def __init__(self, subscriber_id: int, email: str, status: Status, changed_at: str) -> None:
         how = _OPTED_OUT_HOW[status]
-        super().__init__(Problem(f"{email} {how} on {changed_at[:10]}: not resubscribed"))
+        super().__init__(
+            Problem(f"{email} {how} on {changed_at[:10]}: not resubscribed", code="opted-out")
+        )
         self.subscriber_id = subscriber_id
         self.status = status
 
@@ -164,7 +166,8 @@ class _Suppressed(SubscriberError):
         super().__init__(
             Problem(
                 f"{email} {how} and was erased: not added back "
-                "(signing up again with double opt-in is the way back)"
+                "(signing up again with double opt-in is the way back)",
+                code="opted-out",
             )
         )
 
@@ -350,7 +353,9 @@ class SubscriberStore:
     def _known(self, email: str) -> Subscriber:
         subscriber = self.get(email)
         if subscriber is None:
-            raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
+            raise SubscriberError(
+                Problem(f"{email} is not on the list; check the address", code="not-found")
+            )
         return subscriber
 
     def set_status(
@@ -365,7 +370,9 @@ class SubscriberStore:
                 "SELECT status FROM subscribers WHERE id = ?", (subscriber_id,)
             ).fetchone()
             if row is None:
-                raise SubscriberError(Problem(f"no subscriber has id {subscriber_id}"))
+                raise SubscriberError(
+                    Problem(f"no subscriber has id {subscriber_id}", code="not-found")
+                )
             if row["status"] != status:
                 self._record_status(subscriber_id, status, reason, source, db.now(), issue)
             if status == Status.ACTIVE:  # a confirmed sign-up is the one way back
@@ -383,7 +390,9 @@ class SubscriberStore:
         """Mark the subscriber with this address unsubscribed; SubscriberError if unknown."""
         subscriber = self.get(email)
         if subscriber is None:
-            raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
+            raise SubscriberError(
+                Problem(f"{email} is not on the list; check the address", code="not-found")
+            )
         return self.set_status(
             subscriber.id, Status.UNSUBSCRIBED, reason, source=source, issue=issue
         )

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from newsletter.config import Config
-from newsletter.errors import InputError, Problem
+from newsletter.errors import Problem, TokenError
 
 if TYPE_CHECKING:
     from newsletter.deliver.subscribers import Subscriber, SubscriberStore
@@ -38,10 +38,6 @@ _SEP = "\x1f"
 _V2 = "v2:"
 UNSUBSCRIBE = "unsubscribe"
 CONFIRM = "confirm"
-
-
-class TokenError(InputError):
-    """A token that is malformed, forged or altered."""
 
 
 def _b64(data: bytes) -> str:
@@ -57,7 +53,9 @@ def _unb64(text: str) -> bytes:
 
 
 def _malformed() -> TokenError:
-    return TokenError(Problem("the link's token is malformed; copy the whole link"))
+    return TokenError(
+        Problem("the link's token is malformed; copy the whole link", code="bad-token")
+    )
 
 
 def load_key(key_file: Path) -> bytes:
@@ -140,7 +138,9 @@ class Signer:
                     return purpose, payload.decode("utf-8").split(_SEP)
         except (binascii.Error, ValueError):
             raise _malformed() from None
-        raise TokenError(Problem("the link's token is not genuine (forged or altered)"))
+        raise TokenError(
+            Problem("the link's token is not genuine (forged or altered)", code="bad-token")
+        )
 
     def sign(self, purpose: str, *fields: str) -> str:
         """A token carrying `fields`, valid only for `purpose`."""
@@ -179,7 +179,7 @@ class Signer:
         if not owner.context.isdigit() or not all(field.isdigit() for field in rest):
             raise _malformed()
         if now - int(owner.context) > max_age:
-            raise TokenError(Problem("the link has expired; ask for a new one"))
+            raise TokenError(Problem("the link has expired; ask for a new one", code="bad-token"))
         return owner, int(rest[0]) if rest else None
 
 

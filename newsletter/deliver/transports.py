@@ -42,13 +42,9 @@ from typing import Protocol
 
 from newsletter.config import SmtpServer
 from newsletter.deliver.addresses import needs_smtputf8, wire_address
-from newsletter.errors import ConfigError, NewsletterError, Problem
+from newsletter.errors import ConfigError, Problem, TransportError
 
 BOUNCE_CODES = frozenset({550, 551, 553})
-
-
-class TransportError(NewsletterError):
-    """The transport cannot be used at all (connection, login, TLS)."""
 
 
 class ConnectionLost(Exception):
@@ -175,7 +171,8 @@ class SmtpTransport:
             raise ConfigError(
                 Problem(
                     f"smtp '{self.name}' has a username but ${self.server.password_env} is "
-                    "not set; export the password in that environment variable"
+                    "not set; export the password in that environment variable",
+                    code="missing-password",
                 )
             )
         return password
@@ -204,7 +201,8 @@ class SmtpTransport:
                 if not smtp.has_extn("starttls"):
                     smtp.close()
                     raise TransportError(
-                        f'{where} does not offer STARTTLS; set security = "tls" or "none"'
+                        f'{where} does not offer STARTTLS; set security = "tls" or "none"',
+                        code="smtp-no-starttls",
                     )
                 smtp.starttls(context=context)
                 smtp.ehlo()
@@ -214,16 +212,26 @@ class SmtpTransport:
             code = getattr(exc, "smtp_code", "")
             raise TransportError(
                 f"{where} refused the login for '{server.username}' ({code or exc}); "
-                f"check the username and ${server.password_env}"
+                f"check the username and ${server.password_env}",
+                code="smtp-login-refused",
+            ) from None
+        except UnicodeEncodeError:  # its text names the character and where it is: never shown
+            raise TransportError(
+                f"{where}: cannot log in as '{server.username}': the username or "
+                f"${server.password_env} holds a character beyond ASCII, which SMTP login "
+                "cannot carry here; use an ASCII password",
+                code="smtp-login-refused",
             ) from None
         except ssl.SSLError as exc:
             raise TransportError(
-                f"{where}: TLS failed ({exc.reason or exc}); check the port and security"
+                f"{where}: TLS failed ({exc.reason or exc}); check the port and security",
+                code="smtp-tls-failed",
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise TransportError(
-                f"{where} is unreachable ({reason or type(exc).__name__}); check host and port"
+                f"{where} is unreachable ({reason or type(exc).__name__}); check host and port",
+                code="smtp-unreachable",
             ) from None
         finally:
             self._connecting = None
@@ -318,7 +326,7 @@ class MaildirTransport:
                 (self.folder / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TransportError(
-                f"cannot create the outbox {self.folder}: {exc.strerror}"
+                f"cannot create the outbox {self.folder}: {exc.strerror}", code="outbox-unwritable"
             ) from None
 
     def send(
@@ -335,7 +343,9 @@ class MaildirTransport:
             commit_point()
             os.replace(temporary, self.folder / "new" / name)
         except OSError as exc:
-            raise TransportError(f"cannot write into the outbox {self.folder}: {exc}") from None
+            raise TransportError(
+                f"cannot write into the outbox {self.folder}: {exc}", code="outbox-unwritable"
+            ) from None
         return f"250 written to {self.folder / 'new' / name}"
 
     def close(self) -> None:

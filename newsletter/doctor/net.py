@@ -66,6 +66,7 @@ def _host_port(server: str) -> tuple[str, int]:
             Problem(
                 f"'{server}' is not ADDRESS[:PORT] (e.g. 127.0.0.1:5353 or [::1]:53)",
                 field="NEWSLETTER_DNS",
+                code="bad-option",
             )
         ) from None
     return host, number

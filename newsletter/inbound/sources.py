@@ -18,14 +18,10 @@ from types import TracebackType
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from newsletter.errors import InputError, NewsletterError, Problem
+from newsletter.errors import InputError, MailSourceError, Problem
 
 HANDLED_KEYWORD = "$NewsletterHandled"
 _BATCH = 50
-
-
-class MailSourceError(NewsletterError):
-    """The mail server could not be reached, refused the login, or failed a command."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +44,9 @@ def read_path(path: Path) -> Iterator[Inbound]:
             yield Inbound(file.name, file.read_bytes())
         return
     else:
-        problem = Problem("no such Maildir, mbox file or folder of .eml files", path=path)
+        problem = Problem(
+            "no such Maildir, mbox file or folder of .eml files", path=path, code="not-found"
+        )
         raise InputError(problem)
     try:
         for key in sorted(box.keys()):
@@ -96,6 +94,14 @@ class ImapMailbox:
         except (OSError, IMAPClientError) as error:
             self._close()
             raise self._error("the server refused", error) from None
+        except UnicodeEncodeError:  # its text names the character and where it is: never shown
+            self._close()
+            raise MailSourceError(
+                f"IMAP {s.host}:{s.port}: cannot log in as '{s.username}': the username or "
+                "password holds a character beyond ASCII, which IMAP LOGIN cannot carry here; "
+                "use an ASCII password",
+                code="imap-login-refused",
+            ) from None
         return self
 
     def __exit__(

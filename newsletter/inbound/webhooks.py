@@ -261,8 +261,8 @@ def mailgun(body: bytes, *, signing_key: str, now: float, replays: ReplayGuard) 
     timestamp, token = str(signature.get("timestamp", "")), str(signature.get("token", ""))
     expected = hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256)
     if not signing_key or not hmac.compare_digest(
-        expected.hexdigest(), str(signature.get("signature", ""))
-    ):
+        expected.hexdigest().encode(), str(signature.get("signature", "")).encode()
+    ):  # as bytes: compare_digest refuses str with non-ASCII characters
         raise WebhookRefused("the Mailgun signature does not verify")
     if not timestamp.isdigit() or abs(now - int(timestamp)) > MAX_AGE:
         raise WebhookRefused("the Mailgun call is too old")

@@ -96,7 +96,8 @@ def _build(issue: Issue, config: Config, env: Environment) -> tuple[BuiltIssue, 
         return build_issue(issue, config, env, prepared), prepared
     except InputError as exc:
         named = [
-            p if p.path == issue.source else Problem(str(p), issue.source) for p in exc.problems
+            p if p.path == issue.source else Problem(str(p), issue.source, code=p.code)
+            for p in exc.problems
         ]
         raise IssueError(*named) from None
     except BuildError as exc:

@@ -13,14 +13,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from newsletter.errors import ConfigError, NewsletterError, Problem
+from newsletter.errors import ConfigError, Problem, PublishError
 from newsletter.publish.writer import FOLDER_MODE
 
 FILE_MODE = 0o644
-
-
-class PublishError(NewsletterError):
-    """The site could not be copied to its destination."""
 
 
 def make_readable(site: Path) -> None:
@@ -49,10 +45,14 @@ def command_line(command: str, site: Path) -> list[str]:
         words = shlex.split(command)
     except ValueError as exc:
         raise ConfigError(
-            Problem(f"cannot read the command: {exc}", field="publish.command")
+            Problem(
+                f"cannot read the command: {exc}", field="publish.command", code="invalid-field"
+            )
         ) from None
     if not words:
-        raise ConfigError(Problem("the command is empty", field="publish.command"))
+        raise ConfigError(
+            Problem("the command is empty", field="publish.command", code="invalid-field")
+        )
     return [word.replace("{site}", str(site)) for word in words]
 
 

@@ -63,7 +63,8 @@ def init_project(folder: Path, answers: Answers, today: dt.date) -> tuple[Config
         raise ConfigError(
             Problem(
                 f"{folder.resolve()} already holds {', '.join(taken)}; init never overwrites "
-                "a project: pick an empty or new folder"
+                "a project: pick an empty or new folder",
+                code="output-folder",
             )
         )
     context = {

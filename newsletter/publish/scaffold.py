@@ -18,7 +18,9 @@ def issue_slug(title: str, date: dt.date) -> str:
     """`2026-11-24-france-welcomes-its-first-chechen-refugee` from a title and a date."""
     words = slugify(title, max_length=60, word_boundary=True)
     if not words:
-        raise IssueError(Problem("the title has no letters or digits to name the folder after"))
+        raise IssueError(
+            Problem("the title has no letters or digits to name the folder after", code="bad-input")
+        )
     return f"{date.isoformat()}-{words}"
 
 
@@ -27,7 +29,11 @@ def new_issue(title: str, issues_dir: Path, project_root: Path, date: dt.date) -
     folder = issues_dir / issue_slug(title, date)
     if folder.exists():
         raise IssueError(
-            Problem("this issue folder exists already; pick another title or date", folder)
+            Problem(
+                "this issue folder exists already; pick another title or date",
+                folder,
+                code="output-folder",
+            )
         )
     text = render(
         make_environment(project_root),

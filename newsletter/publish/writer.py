@@ -14,21 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from newsletter.compose.build import BuiltIssue
-from newsletter.errors import InputError, NewsletterError, Problem
+from newsletter.errors import OutputFolderError, Problem, WriteError
 
 MARKER = ".newsletter-output"
 _MARKER_TEXT = "Written by newsletter, which replaces this whole folder when it writes it again.\n"
 
 #: Output folders are readable by everyone (a web server serves them), writable by their owner.
 FOLDER_MODE = 0o755
-
-
-class WriteError(NewsletterError):
-    """An output folder could not be written."""
-
-
-class OutputFolderError(InputError):
-    """The chosen output folder holds things this tool must not replace."""
 
 
 def check_output_folder(out: Path, protect: Sequence[Path] = ()) -> None:
@@ -42,16 +34,20 @@ def check_output_folder(out: Path, protect: Sequence[Path] = ()) -> None:
                     f"{out} is or holds {folder.resolve()}, which must never be replaced; "
                     "choose a folder of its own for the output, such as build/",
                     field="--out",
+                    code="output-folder",
                 )
             )
     if out.exists() and not out.is_dir():
-        raise OutputFolderError(Problem(f"{out} is a file, not a folder", field="--out"))
+        raise OutputFolderError(
+            Problem(f"{out} is a file, not a folder", field="--out", code="output-folder")
+        )
     if out.is_dir() and not (out / MARKER).is_file() and any(out.iterdir()):
         raise OutputFolderError(
             Problem(
                 f"{out} already holds files that newsletter did not write (it has no {MARKER}), "
                 "so it is not replaced; choose a new or empty folder, or empty this one",
                 field="--out",
+                code="output-folder",
             )
         )
 

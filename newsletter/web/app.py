@@ -68,7 +68,6 @@ from newsletter.analytics.clicks import Hit, record_click, record_open
 from newsletter.analytics.links import CANARY, LinkSigner
 from newsletter.compose.templates import make_environment, render
 from newsletter.config import Config, load_config
-from newsletter.deliver.db import DatabaseError
 from newsletter.deliver.feedback import feedback_for
 from newsletter.deliver.journal import UnsubscribeJournal, journal_path
 from newsletter.deliver.notices import confirmation_email
@@ -78,13 +77,12 @@ from newsletter.deliver.subscribers import (
     ImportRow,
     Status,
     Subscriber,
-    SubscriberError,
     SubscriberStore,
     normalize_email,
 )
-from newsletter.deliver.tokens import LinkOwner, Signer, TokenError, signer_for
+from newsletter.deliver.tokens import LinkOwner, Signer, signer_for
 from newsletter.deliver.welcome import Welcomer, queue_welcome
-from newsletter.errors import NewsletterError
+from newsletter.errors import DatabaseError, NewsletterError, SubscriberError, TokenError
 from newsletter.inbound.classify import Decision
 from newsletter.inbound.webhooks import WebhookRefused
 from newsletter.validation import parse_rate
