@@ -18,6 +18,7 @@
         ├── HeaderInjectionError  header-injection  a header value holds a line break
         ├── TokenError       bad-token         a link token is malformed, forged or altered
         ├── KeyChangedError  signing-key-changed  the signing key is not the one used before
+        ├── EmptySegment     empty-segment     a send names a tag no active subscriber has
         └── SendRefused      send-refused      the issue may not be sent as it is, or as asked
 
 An error's `code` is its class's unless it carries problems: an InputError's code is that of
@@ -79,6 +80,11 @@ PROBLEM_CODES: dict[str, str] = {
     "bad-option": "a command-line option's value is not allowed",
     "bad-schedule": "a scheduled send is malformed or impossible",
     "not-found": "a thing named on the command line does not exist",
+    "no-welcome": "a welcome email is asked for but none is configured",
+    "welcome-not-for-the-list": "the welcome email goes to one reader at a time, never the list",
+    "nothing-to-catch-up": "a catch-up of an issue that was never sent",
+    "empty-segment": "a send names a tag no active subscriber has",
+    "port-in-use": "a port to listen on is taken",
     "bad-input": "other bad input (the message says what)",
 }
 
@@ -116,6 +122,7 @@ ERROR_CODES: dict[str, str] = {
     "bad-issue": "an issue is wrong",
     "unreadable-issue": "issue.md cannot be read at all",
     "send-refused": "the send is refused as asked",
+    "empty-segment": "a send names a tag no active subscriber has: nothing is sent",
     "build-failed": "a stage of the build failed",
     "write-failed": "an output folder could not be written",
     "publish-failed": "the site could not be copied to its destination",
@@ -255,6 +262,12 @@ class KeyChangedError(InputError):
     """The signing key is not the one links were signed with before."""
 
     code = "signing-key-changed"
+
+
+class EmptySegment(InputError):
+    """A send names a tag no active subscriber has: almost always a typo, so nothing is sent."""
+
+    code = "empty-segment"
 
 
 class SendRefused(InputError):

@@ -146,8 +146,9 @@ def start_listener(settings: Config) -> Stoppable:
         server = listening(handle, inbound.listen_host, inbound.listen_port, inbound.listen_lmtp)
     except (OSError, ValueError, RuntimeError) as exc:
         where = f"{inbound.listen_host}:{inbound.listen_port}"
-        raise ConfigError(Problem(f"cannot listen on {where} ({exc}); pick a free port on "
-                                  "loopback", field="inbound.listen_port")) from None  # fmt: skip
+        reason = f"cannot listen on {where} ({exc}); pick a free port on loopback"
+        problem = Problem(reason, field="inbound.listen_port", code="port-in-use")
+        raise ConfigError(problem) from None
     console.err.print(f"Listening for {protocol} on {inbound.listen_host}:{inbound.listen_port}")
     return server
 

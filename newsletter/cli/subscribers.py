@@ -129,7 +129,10 @@ def add(
     settings = load_config(config)
     if welcome and settings.welcome.issue is None:
         raise InputError(
-            Problem('--welcome needs a welcome email: add [welcome] issue = "issues/_welcome"')
+            Problem(
+                '--welcome needs a welcome email: add [welcome] issue = "issues/_welcome"',
+                code="no-welcome",
+            )
         )
     with SubscriberStore.open(settings.path(settings.database)) as store:
         known = store.get(email) is not None

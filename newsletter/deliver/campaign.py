@@ -120,7 +120,8 @@ def _segment(ledger: Ledger, options: SendOptions) -> Segment | None:
         raise InputError(
             Problem(
                 f"{ledger.issue} has not been sent yet, so there is nothing to catch up on; "
-                "send it without --new-since-sent"
+                "send it without --new-since-sent",
+                code="nothing-to-catch-up",
             )
         )
     base = options.segment if options.segment is not None else recorded.segment
@@ -235,7 +236,8 @@ class Campaign:
                 Problem(
                     f"{self.slug} is the welcome email ([welcome] issue): it goes to each "
                     "subscriber when they confirm or are added with --welcome, never to the "
-                    "list; try it with --test"
+                    "list; try it with --test",
+                    code="welcome-not-for-the-list",
                 )
             )
         if self.options.segment is not None:

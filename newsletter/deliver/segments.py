@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from newsletter.errors import InputError, Problem
+from newsletter.errors import EmptySegment, Problem
 
 
 def _tags(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -105,10 +105,6 @@ class Segment:
         return words
 
 
-class EmptySegment(InputError):
-    """A send names a tag no active subscriber has: almost always a typo, so nothing is sent."""
-
-
 def check_tags(conn: sqlite3.Connection, segment: Segment) -> None:
     """Refuse (exit 2) a segment naming a tag (to include or exclude) no active subscriber has.
 
@@ -130,6 +126,7 @@ def check_tags(conn: sqlite3.Connection, segment: Segment) -> None:
         raise EmptySegment(
             Problem(
                 f"no active subscriber has the tag {names}, so nothing was sent; fix the tag "
-                "or leave it out ('newsletter subscribers tags' lists them)"
+                "or leave it out ('newsletter subscribers tags' lists them)",
+                code="empty-segment",
             )
         )

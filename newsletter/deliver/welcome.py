@@ -65,7 +65,10 @@ def send_welcome(
     """Send the welcome issue to one subscriber, unless the ledger says they have had it."""
     if config.welcome.issue is None:
         raise InputError(
-            Problem('no welcome email is configured; add [welcome] issue = "issues/_welcome"')
+            Problem(
+                'no welcome email is configured; add [welcome] issue = "issues/_welcome"',
+                code="no-welcome",
+            )
         )
     issue_dir = config.path(config.welcome.issue)
     send_gate(issue_dir, config)
