@@ -1,5 +1,10 @@
 """The `newsletter` command: parses options, calls the library, prints. Nothing else.
 
+Start-up stays fast because the command modules import only Typer and rich at the top: each
+command imports the library modules it uses inside its function, so `newsletter --version`
+or `--help` never loads the build pipeline, the web server or the browser automation
+(tests/test_startup.py keeps it so).
+
 Every command is wrapped in `common.reports_errors`, the one place where a NewsletterError
 becomes `Error: ...` on stderr and an exit code (2 for bad input, 1 for a failure while
 working); `main` turns anything unexpected into one line and exit 1, never a traceback.
@@ -23,11 +28,6 @@ from newsletter.cli import send as cli_send
 from newsletter.cli import serve as cli_serve
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.cli.subscribers import subscribers_app
-from newsletter.compose.build import build_issue, local_preview
-from newsletter.compose.issues import load_issue
-from newsletter.config import load_config
-from newsletter.publish.scaffold import new_issue
-from newsletter.publish.writer import write_build
 
 app = typer.Typer(
     help="Build newsletter issues into responsive HTML email and send them.",
@@ -48,6 +48,9 @@ def new(
     config: ConfigOption = None,
 ) -> None:
     """Create issues/<date>-<slug>/issue.md, a commented template of every field."""
+    from newsletter.config import load_config
+    from newsletter.publish.scaffold import new_issue
+
     settings = load_config(config)
     day = date.date() if date else dt.date.today()
     folder = new_issue(title, settings.root / "issues", settings.root, day)
@@ -67,6 +70,11 @@ def build(
     config: ConfigOption = None,
 ) -> None:
     """Build an issue into index.html, index.txt, index.mjml and images/."""
+    from newsletter.compose.build import build_issue, local_preview
+    from newsletter.compose.issues import load_issue
+    from newsletter.config import load_config
+    from newsletter.publish.writer import write_build
+
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
     built = build_issue(issue, settings)

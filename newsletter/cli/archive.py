@@ -9,9 +9,6 @@ import typer
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.compose.issues import load_issue
-from newsletter.config import load_config
-from newsletter.publish.archive import build_archive, find_issues, write_archive
 
 
 @reports_errors
@@ -24,6 +21,10 @@ def archive(
     config: ConfigOption = None,
 ) -> None:
     """Write the web archive: a page per issue, an index newest first and an Atom feed."""
+    from newsletter.compose.issues import load_issue
+    from newsletter.config import load_config
+    from newsletter.publish.archive import build_archive, find_issues, write_archive
+
     settings = load_config(config)
     issues = [load_issue(folder) for folder in find_issues(settings.root)]
     built = build_archive(settings, issues)

@@ -9,16 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from newsletter.browser import screenshots
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, reports_errors
-from newsletter.compose.build import build_issue, local_preview
-from newsletter.compose.issues import load_issue
-from newsletter.config import load_config
-from newsletter.publish.writer import write_build
-from newsletter.web.preview import PreviewSession, create_app
 
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
 
@@ -31,6 +24,11 @@ def preview(
     config: ConfigOption = None,
 ) -> None:
     """Serve a live preview on 127.0.0.1: desktop and phone side by side, text, findings."""
+    import uvicorn
+
+    from newsletter.config import load_config
+    from newsletter.web.preview import PreviewSession, create_app
+
     load_config(config, start=issue_dir)  # fail early, with the usual message, on a bad config
     url = f"http://127.0.0.1:{port}/"
     console.err.print(f"Previewing {issue_dir} at {url} (Ctrl-C to stop); it rebuilds on change.")
@@ -58,6 +56,12 @@ def screenshot(
     config: ConfigOption = None,
 ) -> None:
     """PNG screenshots of the email at 375 px and 650 px wide, in headless Chromium."""
+    from newsletter.browser import screenshots
+    from newsletter.compose.build import build_issue, local_preview
+    from newsletter.compose.issues import load_issue
+    from newsletter.config import load_config
+    from newsletter.publish.writer import write_build
+
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
     built = build_issue(issue, settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -13,24 +13,22 @@ from rich.table import Table
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.compose.build import build_issue
-from newsletter.compose.issues import load_issue
-from newsletter.config import Config, load_config
-from newsletter.deliver.db import connect
-from newsletter.deliver.ledger import Ledger
-from newsletter.deliver.message import DkimKey, MessageFactory, Recipient
-from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send_issue
-from newsletter.deliver.subscribers import SubscriberStore, normalize_email
-from newsletter.deliver.tokens import signer_for
-from newsletter.deliver.transports import DeliveryError
 from newsletter.errors import ConfigError, InputError, Problem
-from newsletter.validation import parse_rate
+
+if TYPE_CHECKING:  # the commands import the library when they run, for a fast start-up
+    from newsletter.config import Config
+    from newsletter.deliver.ledger import Ledger
+    from newsletter.deliver.message import DkimKey, MessageFactory
+    from newsletter.deliver.sender import Lane, Policy, SendReport
+    from newsletter.deliver.subscribers import SubscriberStore
 
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
 
 
 def _dkim_key(config: Config) -> DkimKey | None:
     """The DKIM key, if configured; it must live outside the project (never committed)."""
+    from newsletter.deliver.message import DkimKey
+
     if config.dkim is None:
         return None
     path = config.path(config.dkim.key_file).resolve()
@@ -52,10 +50,14 @@ def _dkim_key(config: Config) -> DkimKey | None:
 
 
 def _store(config: Config) -> SubscriberStore:
+    from newsletter.deliver.subscribers import SubscriberStore
+
     return SubscriberStore.open(config.path(config.database))
 
 
 def _policy(config: Config) -> Policy:
+    from newsletter.deliver.sender import Policy
+
     sending = config.sending
     return Policy(
         sending.max_attempts,
@@ -122,6 +124,10 @@ def _test_send(
     factory: MessageFactory, lanes: list[Lane], store: SubscriberStore, addresses: list[str],
     envelope_from: str, as_json: bool,
 ) -> None:  # fmt: skip
+    from newsletter.deliver.message import Recipient
+    from newsletter.deliver.subscribers import normalize_email
+    from newsletter.deliver.transports import DeliveryError
+
     recipients = []
     for address in addresses:
         email = normalize_email(address)
@@ -153,6 +159,8 @@ def _test_send(
 
 def _dry_run(factory: MessageFactory, ledger: Ledger, tag: str | None, uncertain: bool,
              transport: str, as_json: bool) -> None:  # fmt: skip
+    from newsletter.deliver.message import Recipient
+
     count = size = 0
     for job in ledger.pending(tag, uncertain, unqueued=True):
         copy = factory.render(
@@ -210,6 +218,16 @@ def send(
     config: ConfigOption = None,
 ) -> None:
     """Send an issue to every active subscriber who has not had it yet."""
+    from newsletter.compose.build import build_issue
+    from newsletter.compose.issues import load_issue
+    from newsletter.config import load_config
+    from newsletter.deliver.db import connect
+    from newsletter.deliver.ledger import Ledger
+    from newsletter.deliver.message import MessageFactory
+    from newsletter.deliver.sender import make_lanes, send_issue
+    from newsletter.deliver.tokens import signer_for
+    from newsletter.validation import parse_rate
+
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
     transport = transport or settings.sending.transport
@@ -275,6 +293,10 @@ def send(
 @reports_errors
 def status(issue_dir: IssueArgument, json: JsonOption = False, config: ConfigOption = None) -> None:
     """Show the delivery ledger of an issue: counts per status and the problems."""
+    from newsletter.config import load_config
+    from newsletter.deliver.db import connect
+    from newsletter.deliver.ledger import Ledger
+
     settings = load_config(config, start=issue_dir)
     slug = issue_dir.resolve().name if issue_dir.is_dir() else issue_dir.resolve().parent.name
     ledger = Ledger(connect(settings.path(settings.database)), slug)
@@ -302,6 +324,9 @@ def unsubscribe(
     config: ConfigOption = None,
 ) -> None:
     """Apply an unsubscribe link (as the web endpoint would)."""
+    from newsletter.config import load_config
+    from newsletter.deliver.tokens import signer_for
+
     settings = load_config(config)
     token = token_or_url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
     email, issue = signer_for(settings).verify("unsubscribe", token)

@@ -5,13 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, reports_errors
-from newsletter.config import load_config
-from newsletter.deliver.tokens import signer_for
-from newsletter.web.app import create_app
 
 
 @reports_errors
@@ -21,6 +17,12 @@ def serve(
     config: ConfigOption = None,
 ) -> None:
     """Serve sign-up (double opt-in), one-click unsubscribe and the archive over HTTP."""
+    import uvicorn
+
+    from newsletter.config import load_config
+    from newsletter.deliver.tokens import signer_for
+    from newsletter.web.app import create_app
+
     settings = load_config(config)
     app = create_app(settings, signer_for(settings))
     console.err.print(f"Serving {settings.name} on http://{host}:{port}/ (Ctrl-C to stop)")

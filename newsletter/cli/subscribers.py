@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,10 +14,11 @@ from rich.table import Table
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.config import load_config
-from newsletter.deliver.csvfiles import read_subscriber_csv, write_subscriber_csv
-from newsletter.deliver.subscribers import Status, SubscriberError, SubscriberStore
+from newsletter.deliver.status import Status
 from newsletter.errors import Problem
+
+if TYPE_CHECKING:  # the store loads when a command runs, for a fast start-up
+    from newsletter.deliver.subscribers import SubscriberStore
 
 subscribers_app = typer.Typer(
     help="Manage the subscriber list: import a CSV, add, remove, unsubscribe, list, export.",
@@ -34,6 +35,9 @@ EmailArgument = Annotated[str, typer.Argument(help="The subscriber's email addre
 
 
 def _store(config: Path | None) -> SubscriberStore:
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+
     settings = load_config(config)
     return SubscriberStore.open(settings.path(settings.database))
 
@@ -51,7 +55,10 @@ def import_(
     any other column is kept as an attribute. Bad rows are reported with their line and
     skipped; the rest is imported in one transaction.
     """
-    rows, problems = read_subscriber_csv(file)
+    from newsletter.deliver.csvfiles import csv_records, import_rows_from
+
+    problems: list[Problem] = []  # the file's bad rows, found while the good ones stream in
+    rows = import_rows_from(csv_records(file, problems), file, problems)
     with _store(config) as store:
         report = store.import_rows(rows, source=f"import:{file.name}")
     skipped = report.skipped + len(problems)  # each bad row in the file is one problem
@@ -98,6 +105,8 @@ def remove(email: EmailArgument, config: ConfigOption = None) -> None:
     """Erase a subscriber and everything recorded about them (their history, deliveries)."""
     with _store(config) as store:
         if not store.remove(email):
+            from newsletter.deliver.subscribers import SubscriberError
+
             raise SubscriberError(Problem(f"{email} is not on the list; check the address"))
     console.out.print(f"Removed {escape(email)} and everything recorded about them.")
 
@@ -163,6 +172,9 @@ def export(
     config: ConfigOption = None,
 ) -> None:
     """Write subscribers as CSV (import reads it back): email, names, tags, status, attributes."""
+    from newsletter.deliver.csvfiles import write_subscriber_csv
+    from newsletter.deliver.subscribers import SubscriberError
+
     with _store(config) as store:
         if out is None:
             write_subscriber_csv(store.iter(status, tag), sys.stdout)

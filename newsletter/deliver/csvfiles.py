@@ -17,18 +17,22 @@ first_name). The columns:
 
 A bad row (an invalid address, a name with a line break, the wrong number of fields) becomes
 a Problem with its file and physical line and is left out; the good rows are still returned.
+
+Reading streams: `csv_records` yields the file's plain rows (cells by column name) one at a
+time, `import_rows_from` turns plain rows into validated ImportRows, so a million-row file
+never sits in memory and other layouts can map their columns in between.
 """
 
 from __future__ import annotations
 
 import csv
-import io
+import itertools
 import json
 import re
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from newsletter.deliver.subscribers import ImportRow, Status, Subscriber, SubscriberError
 from newsletter.errors import Problem
@@ -48,9 +52,8 @@ def _column(header: str) -> str:
     return _ALIASES.get(name, name)
 
 
-def _delimiter(text: str) -> str:
+def _delimiter(first: str) -> str:
     """';' if the first non-blank line has more semicolons than commas, else ','."""
-    first = next((line for line in io.StringIO(text, newline="") if line.strip()), "")
     return ";" if first.count(";") > first.count(",") else ","
 
 
@@ -85,8 +88,16 @@ def _status_cell(cell: str) -> Status:
         raise SubscriberError(Problem(f"status '{cell}' is not one of {known}")) from None
 
 
-def _row(line: int, header: list[str], record: list[str]) -> ImportRow:
-    cells = dict(zip(header, record, strict=True))
+@dataclass(frozen=True)
+class Record:
+    """One data row of a file: its first physical line and its cells by column name."""
+
+    line: int
+    cells: dict[str, str]
+
+
+def _import_row(record: Record) -> ImportRow:
+    line, cells = record.line, record.cells
     if not cells["email"].strip():
         raise SubscriberError(Problem("the email cell is empty"))
     attributes = _attributes_cell(cells["attributes"]) if cells.get("attributes") else {}
@@ -104,49 +115,89 @@ def _row(line: int, header: list[str], record: list[str]) -> ImportRow:
     ).validated()
 
 
+def _text_lines(file: BinaryIO, path: Path) -> Iterator[str]:
+    """The file's lines decoded one by one, so a byte that is not UTF-8 is located exactly."""
+    for number, raw in enumerate(file, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            message = "is not UTF-8 text; save it as 'CSV UTF-8' and try again"
+            raise SubscriberError(Problem(message, path=path, line=number)) from None
+
+
+def _records(
+    file: BinaryIO, path: Path, lines: Iterable[str], delimiter: str, problems: list[Problem]
+) -> Iterator[Record]:
+    with file:
+        reader = csv.reader(lines, delimiter=delimiter)
+        header: list[str] | None = None
+        start = 1
+        try:
+            for cells in reader:
+                line, start = start, reader.line_num + 1
+                if not any(cell.strip() for cell in cells):
+                    continue
+                if header is None:
+                    header = _header(cells, path, line)
+                elif len(cells) != len(header):
+                    message = f"has {len(cells)} fields but the header has {len(header)}"
+                    problems.append(Problem(message, path=path, line=line))
+                else:
+                    yield Record(line, dict(zip(header, cells, strict=True)))
+        except csv.Error as exc:
+            message = f"is not valid CSV: {exc}"
+            raise SubscriberError(Problem(message, path=path, line=reader.line_num)) from None
+
+
+def csv_records(path: Path, problems: list[Problem]) -> Iterator[Record]:
+    """Stream the data rows of a subscriber CSV file, a located problem for each malformed one.
+
+    The header is read before this returns: a file that cannot be read, is not UTF-8 up to its
+    header, or has no header or no email column raises SubscriberError naming it at once.
+    Later in the file, a line that is not UTF-8 or not CSV raises it while streaming.
+    """
+    try:
+        file = path.open("rb")
+    except OSError as exc:
+        raise SubscriberError(Problem(f"cannot read it: {exc.strerror}", path=path)) from None
+    try:
+        lines = _text_lines(file, path)
+        head = []  # the blank lines before the header, and the header
+        for text in lines:
+            head.append(text)
+            if text.strip():
+                break
+        else:
+            raise SubscriberError(
+                Problem("is empty; it needs a header line with an email column", path)
+            )
+        records = _records(file, path, itertools.chain(head, lines), _delimiter(text), problems)
+        first_record = next(records, None)  # reads the header, and the first row if any
+    except BaseException:
+        file.close()
+        raise
+    return itertools.chain([first_record] if first_record else [], records)
+
+
+def import_rows_from(
+    records: Iterable[Record], path: Path, problems: list[Problem]
+) -> Iterator[ImportRow]:
+    """Validated ImportRows from plain rows; each bad row is a located problem, left out."""
+    for record in records:
+        try:
+            yield _import_row(record)
+        except SubscriberError as exc:
+            problems.extend(replace(p, path=path, line=record.line) for p in exc.problems)
+
+
 def read_subscriber_csv(path: Path) -> tuple[list[ImportRow], list[Problem]]:
     """The file's valid rows (validated) and a located problem for each row left out.
 
     A file that cannot be read, is not UTF-8, is not CSV or has no email column raises
-    SubscriberError naming it.
+    SubscriberError naming it. For large files, stream with `csv_records` instead.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SubscriberError(Problem(f"cannot read it: {exc.strerror}", path=path)) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        message = "is not UTF-8 text; save it as 'CSV UTF-8' and try again"
-        raise SubscriberError(Problem(message, path=path, line=line)) from None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
-    header: list[str] | None = None
-    rows: list[ImportRow] = []
     problems: list[Problem] = []
-    start = 1
-    try:
-        for record in reader:
-            line, start = start, reader.line_num + 1
-            if not any(cell.strip() for cell in record):
-                continue
-            if header is None:
-                header = _header(record, path, line)
-            elif len(record) != len(header):
-                message = f"has {len(record)} fields but the header has {len(header)}"
-                problems.append(Problem(message, path=path, line=line))
-            else:
-                try:
-                    rows.append(_row(line, header, record))
-                except SubscriberError as exc:
-                    problems.extend(replace(p, path=path, line=line) for p in exc.problems)
-    except csv.Error as exc:
-        message = f"is not valid CSV: {exc}"
-        raise SubscriberError(Problem(message, path=path, line=reader.line_num)) from None
-    if header is None:
-        raise SubscriberError(
-            Problem("is empty; it needs a header line with an email column", path)
-        )
+    rows = list(import_rows_from(csv_records(path, problems), path, problems))
     return rows, problems
 
 

@@ -13,27 +13,15 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
 from newsletter.deliver import db
+from newsletter.deliver.addresses import AddressError, normal_address
+from newsletter.deliver.status import Status
 from newsletter.errors import InputError, Problem
 from newsletter.validation import unsafe_for_header
-
-
-class Status(StrEnum):
-    """Where a subscriber stands; only active ones are sent to."""
-
-    ACTIVE = "active"
-    PENDING = "pending"
-    UNSUBSCRIBED = "unsubscribed"
-    BOUNCED = "bounced"
-    COMPLAINED = "complained"
-
 
 #: Statuses that mean "do not mail again": neither `add` nor an import revives them.
 OPTED_OUT = frozenset({Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED})
@@ -87,17 +75,22 @@ class ImportRow:
     tags: tuple[str, ...] = ()
     attributes: dict[str, str] = field(default_factory=dict)
     status: Status = Status.ACTIVE
+    #: True once `validated` made it: validating it again returns it as it is.
+    checked: bool = field(default=False, compare=False, repr=False)
 
     def validated(self) -> ImportRow:
         """This row with its address normalised and its names and tags checked and stripped."""
-        return replace(
-            self,
-            email=normalize_email(self.email),
-            first_name=check_header_safe(self.first_name, "first_name").strip(),
-            last_name=check_header_safe(self.last_name, "last_name").strip(),
-            tags=_clean_tags(self.tags),
-            attributes={str(key): str(value) for key, value in self.attributes.items()},
-            status=Status(self.status),
+        if self.checked:
+            return self
+        return ImportRow(
+            self.line,
+            normalize_email(self.email),
+            check_header_safe(self.first_name, "first_name").strip(),
+            check_header_safe(self.last_name, "last_name").strip(),
+            _clean_tags(self.tags),
+            {str(key): str(value) for key, value in self.attributes.items()},
+            Status(self.status),
+            checked=True,
         )
 
 
@@ -114,8 +107,8 @@ class ImportReport:
 def normalize_email(value: str) -> str:
     """The address in its normalised form (syntax only, no DNS); SubscriberError if invalid."""
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
+        return normal_address(value.strip())
+    except AddressError as exc:
         raise SubscriberError(Problem(f"'{value}' is not a valid email address: {exc}")) from None
 
 
