@@ -135,7 +135,7 @@ def _records(
         try:
             for cells in reader:
                 line, start = start, reader.line_num + 1
-                if not any(cell.strip() for cell in cells):
+                if not "".join(cells).strip():  # a blank line
                     continue
                 if header is None:
                     header = _header(cells, path, line)

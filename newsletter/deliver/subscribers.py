@@ -9,6 +9,7 @@ back; `remove` erases a person and everything recorded about them.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +34,9 @@ _OPTED_OUT_HOW = {
 #: Control characters (Unicode category Cc) and the line and paragraph separators.
 #: Characters that separate tags in a CSV cell, so a tag may not contain them.
 TAG_SEPARATORS = ",|"
+_TAG_SEPARATOR = re.compile(f"[{re.escape(TAG_SEPARATORS)}]")
+#: Attributes as stored: JSON, keys sorted (one encoder, made once: json.dumps makes one a call).
+_attributes_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 class SubscriberError(InputError):
@@ -89,7 +93,7 @@ class ImportRow:
             check_header_safe(self.last_name, "last_name").strip(),
             _clean_tags(self.tags),
             {str(key): str(value) for key, value in self.attributes.items()},
-            Status(self.status),
+            self.status if type(self.status) is Status else Status(self.status),
             checked=True,
         )
 
@@ -125,7 +129,7 @@ def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
     cleaned: dict[str, str] = {}
     for tag in tags:
         tag = check_header_safe(tag, "tag").strip()
-        if any(char in TAG_SEPARATORS for char in tag):
+        if _TAG_SEPARATOR.search(tag):
             raise SubscriberError(Problem(f"tag '{tag}' contains ',' or '|'; split it in two"))
         if tag:
             cleaned.setdefault(tag.casefold(), tag)
@@ -360,29 +364,30 @@ class SubscriberStore:
         Raises _Refused, having written nothing, for an opted-out person the row would make
         active again.
         """
+        added = self.conn.execute(
+            "INSERT INTO subscribers (email, first_name, last_name, attributes, status,"
+            " status_changed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (email) DO NOTHING RETURNING id",
+            (
+                row.email,
+                row.first_name,
+                row.last_name,
+                _attributes_json(row.attributes),
+                row.status.value,
+                now,
+                now,
+            ),
+        ).fetchone()
+        if added is not None:
+            self._history(added[0], row.status, "", source, now)
+            if row.tags:
+                self._add_tags(added[0], row.tags)
+            return "added", added[0]
         old = self.conn.execute(
             "SELECT id, first_name, last_name, attributes, status, status_changed_at"
             " FROM subscribers WHERE email = ?",
             (row.email,),
         ).fetchone()
-        if old is None:
-            subscriber_id = self.conn.execute(
-                "INSERT INTO subscribers (email, first_name, last_name, attributes, status,"
-                " status_changed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.email,
-                    row.first_name,
-                    row.last_name,
-                    json.dumps(row.attributes, ensure_ascii=False, sort_keys=True),
-                    row.status.value,
-                    now,
-                    now,
-                ),
-            ).lastrowid
-            assert subscriber_id is not None
-            self._history(subscriber_id, row.status, "", source, now)
-            self._add_tags(subscriber_id, row.tags)
-            return "added", subscriber_id
         subscriber_id = old["id"]
         if old["status"] in OPTED_OUT:
             if row.status in OPTED_OUT:
@@ -395,7 +400,7 @@ class SubscriberStore:
             (
                 row.first_name or old["first_name"],
                 row.last_name or old["last_name"],
-                json.dumps(attributes, ensure_ascii=False, sort_keys=True),
+                _attributes_json(attributes),
                 subscriber_id,
             ),
         )
