@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from newsletter.addresses import AddressError, normal_address
 from newsletter.deliver import db
-from newsletter.deliver.addresses import AddressError, normal_address
 from newsletter.deliver.status import Status
 from newsletter.errors import InputError, Problem
 from newsletter.validation import unsafe_for_header
