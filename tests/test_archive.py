@@ -182,6 +182,7 @@ def test_json_reports_the_site(runner: CliRunner, project: Path, tmp_path: Path)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {
         "issues": 1,
+        "rebuilt": 1,
         "out": str(tmp_path / "web"),
         "index": str(tmp_path / "web" / "index.html"),
         "feed": str(tmp_path / "web" / "feed.xml"),

@@ -21,20 +21,30 @@ def archive(
     config: ConfigOption = None,
 ) -> None:
     """Write the web archive: a page per issue, an index newest first and an Atom feed."""
-    from newsletter.compose.issues import load_issue
     from newsletter.config import load_config
-    from newsletter.publish.archive import build_archive, find_issues, write_archive
+    from newsletter.publish.archive import find_issues, write_archive
+    from newsletter.publish.incremental import build_incrementally, save_record
 
     settings = load_config(config)
-    issues = [load_issue(folder) for folder in find_issues(settings.root)]
-    built = build_archive(settings, issues)
-    site = write_archive(built, out or settings.path(settings.web.site))
-    count, index, feed = len(built.entries), site / "index.html", site / "feed.xml"
+    target = out or settings.path(settings.web.site)
+    run = build_incrementally(settings, find_issues(settings.root), target)
+    site = write_archive(run.archive, target)
+    save_record(site, run)
+    count, index, feed = len(run.archive.entries), site / "index.html", site / "feed.xml"
     if json:
         console.print_json(
-            {"issues": count, "out": str(site), "index": str(index), "feed": str(feed)}
+            {
+                "issues": count,
+                "rebuilt": run.rebuilt,
+                "out": str(site),
+                "index": str(index),
+                "feed": str(feed),
+            }
         )
         return
-    console.out.print(f"Archived {count} {'issue' if count == 1 else 'issues'} into {site}")
+    console.out.print(
+        f"Archived {count} {'issue' if count == 1 else 'issues'} into {site} "
+        f"({run.rebuilt} built, {count - run.rebuilt} unchanged)"
+    )
     console.out.print(f"  index: {index}  (publish the folder at base_url)")
     console.out.print(f"  feed:  {feed}")

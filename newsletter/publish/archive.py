@@ -128,15 +128,28 @@ def atom_feed(config: Config, entries: tuple[Entry, ...]) -> str:
     return feed.atom_str(pretty=True).decode("utf-8")
 
 
+def issue_page(
+    issue: Issue, config: Config, env: Environment
+) -> tuple[Entry, list[tuple[str, Path]]]:
+    """One issue built into its entry, and its images as (path in the site, source file)."""
+    built = _build(issue, config, env)
+    images = [(f"{built.slug}/{a.dest}", a.file) for a in built.assets if a.file and a.dest]
+    return _entry(built, issue, config), images
+
+
 def build_archive(config: Config, issues: list[Issue]) -> Archive:
     """Build every issue into its page; add the index (newest first) and the feed."""
     env = make_environment(config.root)
-    entries: list[Entry] = []
-    images: list[tuple[str, Path]] = []
-    for issue in issues:
-        built = _build(issue, config, env)
-        entries.append(_entry(built, issue, config))
-        images += [(f"{built.slug}/{a.dest}", a.file) for a in built.assets if a.file and a.dest]
+    pages = [issue_page(issue, config, env) for issue in issues]
+    return assemble(config, env, pages)
+
+
+def assemble(
+    config: Config, env: Environment, pages: list[tuple[Entry, list[tuple[str, Path]]]]
+) -> Archive:
+    """The site from its issues' pages: the pages, the index (newest first) and the feed."""
+    entries = [entry for entry, _ in pages]
+    images = [image for _, issue_images in pages for image in issue_images]
     entries.sort(key=lambda entry: (entry.date, entry.slug), reverse=True)
     context = {"config": config, "brand": config.brand, "entries": entries}
     files = [
