@@ -28,7 +28,7 @@ def archive(
     settings = load_config(config)
     target = out or settings.path(settings.web.site)
     run = build_incrementally(settings, find_issues(settings.root), target)
-    site = write_archive(run.archive, target)
+    site = write_archive(run.archive, target, run.unchanged)
     save_record(site, run)
     count, index, feed = len(run.archive.entries), site / "index.html", site / "feed.xml"
     if json:

@@ -8,7 +8,9 @@ site is what gets published at `base_url`: `index.html`, `feed.xml`, and for eac
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,14 +162,32 @@ def assemble(
     return Archive(tuple(entries), tuple(files), tuple(images))
 
 
-def write_archive(archive: Archive, out: Path) -> Path:
-    """Write the site into `out`, atomically: the previous site stays until the new is whole."""
+def write_archive(archive: Archive, out: Path, unchanged: Collection[str] = ()) -> Path:
+    """Write the site into `out`, atomically: the previous site stays until the new is whole.
+
+    The files of the `unchanged` issues (slugs) are hard links to the previous site's, which
+    hold the same bytes: an incremental run copies no image again.
+    """
     out = out.resolve()
     with staged(out, "the archive") as staging:
         for path, text in archive.files:
             target = staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            if not _linked(out, path, target, unchanged):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
         for path, source in archive.images:
-            copy_file(source, staging / path)
+            if not _linked(out, path, staging / path, unchanged):
+                copy_file(source, staging / path)
     return out
+
+
+def _linked(previous: Path, path: str, target: Path, unchanged: Collection[str]) -> bool:
+    """Hard-link `path` of an unchanged issue from the previous site; False if it cannot be."""
+    if path.split("/", 1)[0] not in unchanged:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(previous / path, target)
+    except OSError:  # no previous file, or a file system without hard links: write it
+        return False
+    return True

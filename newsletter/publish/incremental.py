@@ -34,12 +34,17 @@ Page = tuple[Entry, list[tuple[str, Path]]]
 
 @dataclass(frozen=True)
 class ArchiveRun:
-    """The archive built, how many of its issues were built rather than reused, and the
-    record to save (by `save_record`) once the archive is written."""
+    """The archive built, the slugs of the issues reused rather than built, and the record
+    to save (by `save_record`) once the archive is written."""
 
     archive: Archive
-    rebuilt: int
+    unchanged: frozenset[str]
     record: dict[str, dict[str, Any]]
+
+    @property
+    def rebuilt(self) -> int:
+        """How many issues were built."""
+        return len(self.archive.entries) - len(self.unchanged)
 
 
 def cache_file(site: Path) -> Path:
@@ -48,13 +53,15 @@ def cache_file(site: Path) -> Path:
 
 
 def _files_fingerprint(folders: Iterable[Path]) -> str:
-    """A digest of every file's path, size and modification time under `folders`."""
+    """A digest of every file's name (within its folder), size and modification time."""
     digest = hashlib.sha256()
     for folder in folders:
+        digest.update(f"{folder.resolve()}\n".encode())
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 stat = path.stat()
-                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                name = path.relative_to(folder).as_posix()
+                digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -65,7 +72,7 @@ def shared_fingerprint(config: Config) -> str:
     if config_file.is_file():
         digest.update(config_file.read_bytes())
     if config.logo:
-        logo = config.path(config.logo)
+        logo = config.path(config.logo).resolve()
         if logo.is_file():
             stat = logo.stat()
             digest.update(f"{logo}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
@@ -120,7 +127,7 @@ def build_incrementally(config: Config, folders: list[Path], site: Path) -> Arch
     env = make_environment(config.root)
     pages: list[Page] = []
     keys: dict[str, dict[str, Any]] = {}
-    rebuilt = 0
+    unchanged: set[str] = set()
     for folder in folders:
         key = hashlib.sha256(f"{shared}\0{_files_fingerprint([folder])}".encode()).hexdigest()
         name = str(folder.resolve())
@@ -130,11 +137,12 @@ def build_incrementally(config: Config, folders: list[Path], site: Path) -> Arch
             page = None
         if page is None:
             page = issue_page(load_issue(folder), config, env)
-            rebuilt += 1
+        else:
+            unchanged.add(page[0].slug)
         pages.append(page)
         keys[name] = _entry_record(page, key)
     archive = assemble(config, env, pages)
-    return ArchiveRun(archive, rebuilt, keys)
+    return ArchiveRun(archive, frozenset(unchanged), keys)
 
 
 def save_record(site: Path, run: ArchiveRun) -> None:
