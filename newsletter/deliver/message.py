@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from email.header import Header
 from urllib.parse import quote
 
-import dkim
 from slugify import slugify
 
 from newsletter.compose.build import BuiltIssue
 from newsletter.compose.mergetags import MergeTemplate
 from newsletter.config import Config
+from newsletter.deliver.dkimsign import SigningKey, load_signing_key, signature_header
 from newsletter.deliver.tokens import Signer
-from newsletter.errors import InputError, Problem
+from newsletter.errors import ConfigError, InputError, Problem
 from newsletter.validation import unsafe_for_header
 
 CRLF = b"\r\n"
@@ -95,11 +95,20 @@ def _address(name: str, address: str) -> str:
 
 @dataclass(frozen=True)
 class DkimKey:
-    """What DKIM signing needs: selector, signing domain and the PEM private key."""
+    """What DKIM signing needs: selector, signing domain and the PEM private key (RSA, or
+    Ed25519 for RFC 8463 signatures). A key that cannot sign is a ConfigError at once."""
 
     selector: str
     domain: str
     private_key: bytes
+
+    def __post_init__(self) -> None:
+        try:
+            key = load_signing_key(self.private_key)
+        except ValueError as exc:
+            problem = Problem(f"the DKIM key is {exc}", field="dkim.key_file")
+            raise ConfigError(problem) from None
+        object.__setattr__(self, "_key", key)
 
     _HEADERS = (
         b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
@@ -107,15 +116,10 @@ class DkimKey:
     )  # fmt: skip
 
     def sign(self, data: bytes) -> bytes:
-        """`data` with a DKIM-Signature header in front (relaxed/simple, rsa-sha256)."""
-        signature = dkim.sign(
-            data,
-            self.selector.encode(),
-            self.domain.encode(),
-            self.private_key,
-            include_headers=list(self._HEADERS),
-        )
-        return bytes(signature) + data
+        """`data` with a DKIM-Signature header in front (relaxed/simple, rsa- or ed25519-sha256)."""
+        key: SigningKey = self._key  # type: ignore[attr-defined]
+        selector, domain = self.selector.encode(), self.domain.encode()
+        return signature_header(data, selector, domain, key, self._HEADERS) + data
 
 
 @dataclass(frozen=True)
