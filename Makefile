@@ -10,8 +10,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# Everything, the optional browser automation included (`.[test]` includes `.[browser]`).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[browser]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
