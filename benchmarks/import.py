@@ -12,10 +12,14 @@ measured too); every row has one or two tags; one row in a thousand is bad (an i
 address), to exercise the per-row reports.
 
 Measured: `python -m newsletter subscribers import FILE --json` as a subprocess, into an empty
-database, wall-clock from start to exit (interpreter start included). On Linux a child's
-ru_maxrss starts from its parent's peak RSS, so the import runs under a tiny wrapper
-interpreter that reports RUSAGE_CHILDREN of its only child: the import process's own peak.
-The exit status is 1 when a goal is missed.
+database: wall-clock from start to exit and CPU time (user + system), interpreter start
+included, and the rows per second by each. On Linux a child's ru_maxrss starts from its
+parent's peak RSS, so the import runs under a tiny wrapper interpreter that reports
+RUSAGE_CHILDREN of its only child: the import process's own peak and CPU time.
+
+The rate goal is judged on CPU time: on a machine shared with other work, wall-clock time
+mostly measures the wait for a core (both are printed). The exit status is 1 when a goal is
+missed.
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ TAGS = ["news", "news|events", "vip", "events"]
 WRAPPER = """\
 import json, resource, subprocess, sys
 done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"code": done.returncode, "out": done.stdout, "err": done.stderr, "kb": peak}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"code": done.returncode, "out": done.stdout, "err": done.stderr,
+                  "kb": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime}))
 """
 
 
@@ -76,8 +81,8 @@ def write_csv(path: Path, rows: int) -> None:
             )
 
 
-def run_import(project: Path, csv_path: Path) -> tuple[float, float, dict[str, object]]:
-    """Seconds, peak MB and the JSON report of one import into `project`'s empty database."""
+def run_import(project: Path, csv_path: Path) -> tuple[float, float, float, dict[str, object]]:
+    """Wall and CPU seconds, peak MB and the JSON report of one import into `project`."""
     command = [sys.executable, "-m", "newsletter", "subscribers", "import", str(csv_path)]
     command += ["--json", "--config", str(project / "newsletter.toml")]
     start = time.perf_counter()
@@ -93,7 +98,7 @@ def run_import(project: Path, csv_path: Path) -> tuple[float, float, dict[str, o
     result = json.loads(done.stdout)
     if result["code"] != 0:
         raise SystemExit(f"the import failed ({result['code']}): {result['err']}")
-    return seconds, result["kb"] / 1024, json.loads(result["out"])
+    return seconds, result["cpu"], result["kb"] / 1024, json.loads(result["out"])
 
 
 def measure(rows: int) -> dict[str, object]:
@@ -105,15 +110,17 @@ def measure(rows: int) -> dict[str, object]:
         start = time.perf_counter()
         write_csv(csv_path, rows)
         print(f"wrote {rows:,} rows in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-        seconds, peak_mb, report = run_import(project, csv_path)
+        seconds, cpu, peak_mb, report = run_import(project, csv_path)
     bad = rows // 1000
     if (report["imported"], report["skipped"]) != (rows - bad, bad):
         raise SystemExit(f"unexpected import report: {report}")
-    rate = rows / seconds
+    rate = rows / cpu
     return {
         "rows": rows,
         "seconds": round(seconds, 2),
-        "rows_per_s": round(rate),
+        "cpu_seconds": round(cpu, 2),
+        "rows_per_s": round(rows / seconds),
+        "rows_per_cpu_s": round(rate),
         "peak_mb": round(peak_mb, 1),
         "problems_reported": len(report["problems"]),  # type: ignore[arg-type]
         "rate_ok": rate >= GOAL_RATE,
@@ -133,14 +140,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        print(f"{'rows':>10} {'seconds':>8} {'rows/s':>8} {'peak MB':>8}  goals")
+        print(
+            f"{'rows':>10} {'wall s':>7} {'rows/s':>8} {'CPU s':>7} {'rows/CPU s':>10} "
+            f"{'peak MB':>8}  goals"
+        )
         for r in results:
-            goals = f"rate {'ok' if r['rate_ok'] else 'MISSED'} (>= {GOAL_RATE:,}/s)"
+            goals = f"rate {'ok' if r['rate_ok'] else 'MISSED'} (>= {GOAL_RATE:,}/CPU s)"
             if r["rows"] >= GOAL_PEAK_AT:
                 goals += f", memory {'ok' if r['peak_ok'] else 'MISSED'} (< {GOAL_PEAK_MB} MB)"
             print(
-                f"{r['rows']:>10,} {r['seconds']:>8.2f} {r['rows_per_s']:>8,} "
-                f"{r['peak_mb']:>8.1f}  {goals}"
+                f"{r['rows']:>10,} {r['seconds']:>7.2f} {r['rows_per_s']:>8,} "
+                f"{r['cpu_seconds']:>7.2f} {r['rows_per_cpu_s']:>10,} {r['peak_mb']:>8.1f}  {goals}"
             )
     if not all(r["rate_ok"] and r["peak_ok"] for r in results):
         raise SystemExit(1)

@@ -30,14 +30,15 @@ import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, NamedTuple, TextIO
 
 from newsletter.deliver.subscribers import ImportRow, Status, Subscriber, SubscriberError
 from newsletter.errors import Problem
 
 COLUMNS = ("email", "first_name", "last_name", "tags", "status", "status_changed_at", "attributes")
+_KNOWN = frozenset([*COLUMNS, ""])  # "" is a column without a header: left out
 _ALIASES = {
     "email_address": "email",
     "e_mail": "email",
@@ -81,6 +82,8 @@ def _attributes_cell(cell: str) -> dict[str, str]:
 
 
 def _status_cell(cell: str) -> Status:
+    if not cell:
+        return Status.ACTIVE
     try:
         return Status(cell.strip().lower() or Status.ACTIVE)
     except ValueError:
@@ -88,8 +91,7 @@ def _status_cell(cell: str) -> Status:
         raise SubscriberError(Problem(f"status '{cell}' is not one of {known}")) from None
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One data row of a file: its first physical line and its cells by column name."""
 
     line: int
@@ -101,18 +103,17 @@ def _import_row(record: Record) -> ImportRow:
     if not cells["email"].strip():
         raise SubscriberError(Problem("the email cell is empty"))
     attributes = _attributes_cell(cells["attributes"]) if cells.get("attributes") else {}
-    attributes.update(
-        (name, cell.strip()) for name, cell in cells.items() if name and name not in COLUMNS
+    for name in cells.keys() - _KNOWN:  # any other column is an attribute
+        attributes[name] = cells[name].strip()
+    return ImportRow.checked_row(
+        line,
+        cells["email"],
+        cells.get("first_name", ""),
+        cells.get("last_name", ""),
+        _TAG_SPLIT.split(cells.get("tags", "")),
+        attributes,
+        _status_cell(cells.get("status", "")),
     )
-    return ImportRow(
-        line=line,
-        email=cells["email"],
-        first_name=cells.get("first_name", ""),
-        last_name=cells.get("last_name", ""),
-        tags=tuple(_TAG_SPLIT.split(cells.get("tags", ""))),
-        attributes=attributes,
-        status=_status_cell(cells.get("status", "")),
-    ).validated()
 
 
 def _text_lines(file: BinaryIO, path: Path) -> Iterator[str]:

@@ -79,23 +79,44 @@ class ImportRow:
     tags: tuple[str, ...] = ()
     attributes: dict[str, str] = field(default_factory=dict)
     status: Status = Status.ACTIVE
-    #: True once `validated` made it: validating it again returns it as it is.
+    #: True for a row made by `checked_row`: validating it again returns it as it is.
     checked: bool = field(default=False, compare=False, repr=False)
+
+    @classmethod
+    def checked_row(
+        cls,
+        line: int,
+        email: str,
+        first_name: str = "",
+        last_name: str = "",
+        tags: Iterable[str] = (),
+        attributes: Mapping[str, str] | None = None,
+        status: Status | str = Status.ACTIVE,
+    ) -> ImportRow:
+        """A validated row: the address normalised, the names and tags checked and stripped."""
+        email = normalize_email(email)
+        if unsafe_for_header(first_name + last_name):  # one search for both, as a rule
+            check_header_safe(first_name, "first_name")
+            check_header_safe(last_name, "last_name")
+        return cls(
+            line,
+            email,
+            first_name.strip(),
+            last_name.strip(),
+            _clean_tags(tags),
+            {str(key): str(value) for key, value in attributes.items()} if attributes else {},
+            status if type(status) is Status else Status(status),
+            checked=True,
+        )
 
     def validated(self) -> ImportRow:
         """This row with its address normalised and its names and tags checked and stripped."""
         if self.checked:
             return self
-        return ImportRow(
-            self.line,
-            normalize_email(self.email),
-            check_header_safe(self.first_name, "first_name").strip(),
-            check_header_safe(self.last_name, "last_name").strip(),
-            _clean_tags(self.tags),
-            {str(key): str(value) for key, value in self.attributes.items()},
-            self.status if type(self.status) is Status else Status(self.status),
-            checked=True,
-        )
+        return ImportRow.checked_row(
+            self.line, self.email, self.first_name, self.last_name, self.tags, self.attributes,
+            self.status,
+        )  # fmt: skip
 
 
 @dataclass
@@ -183,11 +204,23 @@ def _filters(status: Status | None, tag: str | None) -> tuple[list[str], list[An
     return conditions, params
 
 
+#: History rows and tags are queued and inserted this many at a time (see SubscriberStore).
+WRITE_BATCH = 1000
+
+
 class SubscriberStore:
-    """The subscribers in the project's database. All SQL about subscribers lives here."""
+    """The subscribers in the project's database. All SQL about subscribers lives here.
+
+    Within a transaction, the history rows and tags of the people written are queued and
+    inserted in batches (one `executemany` per batch rather than one or two calls a person),
+    in the order they were queued, before the transaction commits; nothing reads them back
+    meanwhile.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._history_rows: list[tuple[int, str, str, str, str]] = []
+        self._tag_rows: list[tuple[int, str]] = []
 
     @classmethod
     def open(cls, path: Path) -> SubscriberStore:
@@ -210,10 +243,27 @@ class SubscriberStore:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._write_queued()
         except BaseException:
+            self._history_rows.clear()
+            self._tag_rows.clear()
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def _write_queued(self) -> None:
+        """Insert the queued history rows and tags."""
+        self.conn.executemany(
+            "INSERT INTO status_changes (subscriber_id, status, reason, source, changed_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            self._history_rows,
+        )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?)",
+            self._tag_rows,
+        )
+        self._history_rows.clear()
+        self._tag_rows.clear()
 
     def add(
         self,
@@ -367,22 +417,24 @@ class SubscriberStore:
         added = self.conn.execute(
             "INSERT INTO subscribers (email, first_name, last_name, attributes, status,"
             " status_changed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (email) DO NOTHING RETURNING id",
+            " ON CONFLICT (email) DO NOTHING",
             (
                 row.email,
                 row.first_name,
                 row.last_name,
-                _attributes_json(row.attributes),
+                _attributes_json(row.attributes) if row.attributes else "{}",
                 row.status.value,
                 now,
                 now,
             ),
-        ).fetchone()
-        if added is not None:
-            self._history(added[0], row.status, "", source, now)
+        )
+        if added.rowcount == 1:
+            subscriber_id = added.lastrowid
+            assert subscriber_id is not None
+            self._history(subscriber_id, row.status, "", source, now)
             if row.tags:
-                self._add_tags(added[0], row.tags)
-            return "added", added[0]
+                self._add_tags(subscriber_id, row.tags)
+            return "added", subscriber_id
         old = self.conn.execute(
             "SELECT id, first_name, last_name, attributes, status, status_changed_at"
             " FROM subscribers WHERE email = ?",
@@ -410,10 +462,9 @@ class SubscriberStore:
         return "updated", subscriber_id
 
     def _add_tags(self, subscriber_id: int, tags: Iterable[str]) -> None:
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?)",
-            [(subscriber_id, tag) for tag in tags],
-        )
+        self._tag_rows.extend((subscriber_id, tag) for tag in tags)
+        if len(self._tag_rows) >= WRITE_BATCH:
+            self._write_queued()
 
     def _record_status(
         self, subscriber_id: int, status: Status, reason: str, source: str, now: str
@@ -428,8 +479,6 @@ class SubscriberStore:
     def _history(
         self, subscriber_id: int, status: Status, reason: str, source: str, now: str
     ) -> None:
-        self.conn.execute(
-            "INSERT INTO status_changes (subscriber_id, status, reason, source, changed_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (subscriber_id, status.value, reason, source, now),
-        )
+        self._history_rows.append((subscriber_id, status.value, reason, source, now))
+        if len(self._history_rows) >= WRITE_BATCH:
+            self._write_queued()
