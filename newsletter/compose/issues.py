@@ -31,6 +31,20 @@ def _split(text: str, path: Path) -> tuple[str, str, int]:
     )
 
 
+#: libyaml's parser where PyYAML was built with it (several times faster), else PyYAML's own.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """The front matter's data and its node tree (for line numbers), from one parse."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return (None if node is None else loader.construct_document(node)), node
+    finally:
+        loader.dispose()
+
+
 def _node_lines(node: yaml.Node, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
     """Map each key path of a composed YAML document to its 1-based line."""
     lines = {prefix: node.start_mark.line + 1}
@@ -70,7 +84,7 @@ def parse_issue(text: str, source: Path) -> Issue:
     """Parse the text of an issue.md; raise IssueError naming every problem found."""
     head, body, body_line = _split(text, source)
     try:
-        data = yaml.safe_load(head) or {}
+        data, node = _parse_yaml(head)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else None
@@ -78,6 +92,7 @@ def parse_issue(text: str, source: Path) -> Issue:
         raise UnreadableIssueError(
             Problem(f"YAML syntax error: {reason}; check quotes and indentation", source, line)
         ) from None
+    data = data or {}
     if not isinstance(data, dict):
         raise UnreadableIssueError(
             Problem("front matter must be a mapping of field: value", source, 2)
@@ -85,7 +100,7 @@ def parse_issue(text: str, source: Path) -> Issue:
     try:
         front = FrontMatter(**data)
     except ValidationError as exc:
-        lines = _node_lines(yaml.compose(head))
+        lines = _node_lines(node) if node is not None else {}
 
         def line_for(loc: tuple[str | int, ...]) -> int | None:
             while loc not in lines and loc:
@@ -93,7 +108,7 @@ def parse_issue(text: str, source: Path) -> Issue:
             return lines.get(loc, 0) + 1
 
         raise IssueError(*problems_from(exc, source, _known_fields, line_for)) from None
-    subject_line = _node_lines(yaml.compose(head)).get(("subject",), 0) + 1
+    subject_line = (_node_lines(node) if node is not None else {}).get(("subject",), 0) + 1
     _check_merge_tags(front.subject, source, subject_line, "subject")
     _check_merge_tags(body, source, body_line, None)
     folder = source.parent
