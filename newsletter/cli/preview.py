@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-import threading
-import webbrowser
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +21,9 @@ def preview(
     config: ConfigOption = None,
 ) -> None:
     """Serve a live preview on 127.0.0.1: desktop and phone side by side, text, findings."""
+    import threading
+    import webbrowser
+
     import uvicorn
 
     from newsletter.config import load_config
@@ -56,6 +56,8 @@ def screenshot(
     config: ConfigOption = None,
 ) -> None:
     """PNG screenshots of the email at 375 px and 650 px wide, in headless Chromium."""
+    import tempfile
+
     from newsletter.browser import screenshots
     from newsletter.compose.build import build_issue, local_preview
     from newsletter.compose.issues import load_issue

@@ -74,7 +74,7 @@ def inline_css(document: str) -> str:
     """Inline the CSS of an HTML document, keeping `@media` rules and Outlook comments."""
     cssutils.log.setLevel(logging.CRITICAL)
     try:
-        inlined = _CachedRules(
+        inlined: str = _CachedRules(
             document,
             allow_network=False,
             strip_important=False,

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 
 import dkim
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
@@ -33,7 +34,7 @@ def load_signing_key(pem: bytes) -> SigningKey:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not a PEM private key without a passphrase ({exc})") from None
-    except serialization.UnsupportedAlgorithm:
+    except UnsupportedAlgorithm:
         raise ValueError("an unsupported kind of key; use RSA or Ed25519") from None
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < MIN_RSA_BITS:
@@ -100,4 +101,4 @@ def signature_header(
     )
     fields[-1] = (b"b", base64.b64encode(_sign_digest(key, hasher.digest())))
     value = b"; ".join(b"=".join(field) for field in fields) + b"\r\n"
-    return HEADER_NAME + b": " + dkim.fold(value, len(HEADER_NAME))
+    return HEADER_NAME + b": " + bytes(dkim.fold(value, len(HEADER_NAME)))

@@ -20,7 +20,7 @@ from typing import Any
 
 from newsletter.addresses import AddressError, normal_address
 from newsletter.deliver import db
-from newsletter.deliver.status import Status
+from newsletter.deliver.status import Status as Status  # its home for the other modules
 from newsletter.errors import InputError, Problem
 from newsletter.validation import unsafe_for_header
 
