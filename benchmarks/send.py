@@ -10,8 +10,8 @@ Run from anywhere as `python benchmarks/send.py [--subscribers N] [--connections
 Setup, none of it measured: a temporary project gets a copy of `newsletter.toml` (plus an
 `[[smtp]]` table pointing at the sink and `[sending] transport = "smtp"`), `assets/` and the
 example issue; NEWSLETTER_SECRET is set, and its `newsletter.db` is filled with N subscribers
-through `SubscriberStore.import_rows` (slow, as every address goes through email-validator: the
-time is printed). One name in ten is non-ASCII and one subscriber in ten has no first name. The
+through `SubscriberStore.import_rows` (the time is printed). One name in ten is non-ASCII
+and one subscriber in ten has no first name. The
 SMTP server is `tests/smtp_sink.py` run as its own process: aiosmtpd on 127.0.0.1, counting
 and discarding, shared by the baseline and the end-to-end run.
 
@@ -94,6 +94,7 @@ CLASSIC_COPIES = 200
 BASELINE_MAX = 20_000
 MEMORY_SMALL = 10_000
 SAMPLE = 50
+DKIM_ROUNDS = 3
 
 #: One first name in ten is non-ASCII, one in ten is missing.
 FIRST = ["Anna", "Ben", "Chloé", "David", "Emma", "Farid", "Grace", "Hugo", "Ines", ""]
@@ -395,7 +396,8 @@ def measure_dkim(project: Path, unsigned: MessageFactory, connections: int) -> l
     A fresh RSA-2048 key signs. Per copy: `DkimKey.sign` (OpenSSL through `cryptography`) over
     200 rendered copies against dkimpy's own `dkim.sign` (pure-Python RSA) over 20; every
     signed copy timed is then checked with dkimpy's verifier. End to end: `send_issue` to every
-    subscriber unsigned, then signed, each under a ledger slug of its own, same sink, same run.
+    subscriber unsigned, then signed, each under a ledger slug of its own, same sink, same run,
+    DKIM_ROUNDS times interleaved; the medians of the rates are compared.
     """
     import dkim
     from cryptography.hazmat.primitives import serialization
@@ -430,11 +432,14 @@ def measure_dkim(project: Path, unsigned: MessageFactory, connections: int) -> l
         dkim.sign(data, b"bench", domain, pem, include_headers=list(DkimKey._HEADERS))
     dkimpy_us = (time.perf_counter() - start) / 20 * 1e6
     verified = sum(dkim.verify(data, dnsfunc=lambda *_args, **_kw: record) for data in signed)
-    log.print("DKIM: unsigned send, then signed send, to every subscriber…")
-    plain = measure_end_to_end(project, unsigned, connections, f"{SLUG}-unsigned")
-    with_dkim = measure_end_to_end(project, signed_factory, connections, f"{SLUG}-dkim")
-    plain_rate = plain.sent / plain.seconds
-    signed_rate = with_dkim.sent / with_dkim.seconds
+    rates: dict[str, list[float]] = {"unsigned": [], "signed": []}
+    for round_ in range(DKIM_ROUNDS):
+        log.print(f"DKIM round {round_ + 1}: unsigned send, then signed send, to everyone…")
+        for name, factory in (("unsigned", unsigned), ("signed", signed_factory)):
+            report = measure_end_to_end(project, factory, connections, f"{SLUG}-{name}-{round_}")
+            rates[name].append(report.sent / report.seconds)
+    plain_rate = statistics.median(rates["unsigned"])
+    signed_rate = statistics.median(rates["signed"])
     ratio = round(signed_rate / plain_rate, 3)
     goal, passed = f"ratio ≥ {RATE_GOAL}", verdict(ratio >= RATE_GOAL)
     speedup = round(dkimpy_us / ours_us, 1)
@@ -443,8 +448,8 @@ def measure_dkim(project: Path, unsigned: MessageFactory, connections: int) -> l
         Figure("DKIM signing per copy (OpenSSL)", round(ours_us), "µs"),
         Figure("the same with dkimpy's dkim.sign", round(dkimpy_us), "µs", "", speedup),
         Figure("signed copies dkimpy verifies", checked, "", "all", None, verdict(all_ok)),
-        Figure("send_issue unsigned", round(plain_rate), "msg/s"),
-        Figure("send_issue DKIM-signed", round(signed_rate), "msg/s", goal, ratio, passed),
+        Figure("send_issue unsigned (median)", round(plain_rate), "msg/s"),
+        Figure("send_issue DKIM-signed (median)", round(signed_rate), "msg/s", goal, ratio, passed),
     ]
 
 
