@@ -51,8 +51,11 @@ screenshots: $(VENV)/.installed-test browser
 	mkdir -p docs/screenshots
 	NEWSLETTER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_web_browser.py tests/test_preview.py
 
+# Needs the MJML CLI for the build ratio: npm install --prefix benchmarks/.node mjml@5
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/build.py
+	$(BIN)/python benchmarks/import.py --quick
+	$(BIN)/python benchmarks/archive.py
 
 clean:
 	rm -rf build outbox site .pytest_cache
