@@ -11,9 +11,9 @@ Setup, none of it measured: a temporary project gets a copy of `newsletter.toml`
 `[[smtp]]` table pointing at the sink and `[sending] transport = "smtp"`), `assets/` and the
 example issue; NEWSLETTER_SECRET is set, and its `newsletter.db` is filled with N subscribers
 through `SubscriberStore.import_rows` (the time is printed). One name in ten is non-ASCII
-and one subscriber in ten has no first name. The
-SMTP server is `tests/smtp_sink.py` run as its own process: aiosmtpd on 127.0.0.1, counting
-and discarding, shared by the baseline and the end-to-end run.
+and one subscriber in ten has no first name. The SMTP server is `tests/smtp_sink.py` run as its
+own process: aiosmtpd on 127.0.0.1, counting and discarding, shared by the baseline and the
+end-to-end run.
 
 1. Per copy: the issue is built once, then `MessageFactory.render(Recipient(...))` is timed over
    up to 20,000 distinct subscribers (median of 5 passes, after a warm-up), against the same
