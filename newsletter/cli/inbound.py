@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -16,13 +16,12 @@ from rich.table import Table
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.config import Config, load_config
-from newsletter.deliver.feedback import Applied, Feedback, feedback_for
-from newsletter.deliver.subscribers import SubscriberStore
-from newsletter.deliver.tokens import signer_for
 from newsletter.errors import ConfigError, Problem
-from newsletter.inbound.classify import classify, decision_json
-from newsletter.inbound.sources import ImapMailbox, ImapSettings, read_path
+
+if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
+    from newsletter.config import Config
+    from newsletter.deliver.feedback import Applied, Feedback
+    from newsletter.deliver.subscribers import SubscriberStore
 
 inbound_app = typer.Typer(
     help="What comes back: bounces, complaints and unsubscribe mails, applied and reviewable.",
@@ -31,6 +30,9 @@ inbound_app = typer.Typer(
 
 
 def _feedback(config: Config, store: SubscriberStore) -> Feedback:
+    from newsletter.deliver.feedback import feedback_for
+    from newsletter.deliver.tokens import signer_for
+
     return feedback_for(store, config, signer_for(config))
 
 
@@ -52,6 +54,11 @@ def import_(
     config: ConfigOption = None,
 ) -> None:
     """Take in the messages of a Maildir or mbox (nothing in it is changed or deleted)."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+    from newsletter.inbound.classify import classify, decision_json
+    from newsletter.inbound.sources import read_path
+
     settings = load_config(config)
     if dry_run and json:  # a JSON object per line, decided without the database
         for message in read_path(path):
@@ -78,6 +85,10 @@ def import_(
 def fetch(json: JsonOption = False, config: ConfigOption = None) -> None:
     """Take in the messages of the configured IMAP mailbox; handled ones are moved to a
     folder, unrecognised ones set aside, none deleted."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+    from newsletter.inbound.sources import ImapMailbox, ImapSettings
+
     settings = load_config(config)
     inbound = settings.inbound
     if not inbound.imap_host or not inbound.imap_username:
@@ -112,6 +123,8 @@ def fetch(json: JsonOption = False, config: ConfigOption = None) -> None:
 @reports_errors
 def listen(config: ConfigOption = None) -> None:
     """Receive the bounce domain's mail over LMTP on loopback until Ctrl-C or SIGTERM."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
     from newsletter.inbound.listener import listening
 
     settings = load_config(config)
@@ -146,6 +159,9 @@ def list_(
     config: ConfigOption = None,
 ) -> None:
     """The latest inbound events: what each was, whom it matched, what was done."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+
     settings = load_config(config)
     with SubscriberStore.open(settings.path(settings.database)) as store:
         rows = [dict(row) for row in store.conn.execute(
@@ -171,6 +187,9 @@ def list_(
 def show(event: Annotated[int, typer.Argument(help="The event's id.")], json: JsonOption = False,
          config: ConfigOption = None) -> None:  # fmt: skip
     """One event in full: the decision, why, and the raw message."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+
     settings = load_config(config)
     with SubscriberStore.open(settings.path(settings.database)) as store:
         row = store.conn.execute("SELECT * FROM inbound_events WHERE id = ?", (event,)).fetchone()
@@ -192,6 +211,9 @@ def show(event: Annotated[int, typer.Argument(help="The event's id.")], json: Js
 def undo(event: Annotated[int, typer.Argument(help="The event's id.")],
          config: ConfigOption = None) -> None:  # fmt: skip
     """Put the reader back as they were before this event changed them."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+
     settings = load_config(config)
     with SubscriberStore.open(settings.path(settings.database)) as store:
         applied = _feedback(settings, store).undo(event)
