@@ -116,13 +116,15 @@ def _records(
         try:
             for cells in reader:
                 line, start = start, reader.line_num + 1
-                if not "".join(cells).strip():  # a blank line
+                joined = "".join(cells)
+                if not joined.strip():  # a blank line
                     continue
                 if len(cells) != len(header):
                     message = f"has {len(cells)} fields but the header has {len(header)}"
                     problems.append(Problem(message, path=path, line=line))
                 else:
-                    yield Record(line, dict(zip(header, map(restore, cells), strict=True)))
+                    restored = map(restore, cells) if "'" in joined else cells  # see neutralise
+                    yield Record(line, dict(zip(header, restored, strict=True)))
         except csv.Error as exc:
             raise _not_csv(exc, path, reader.line_num) from None
 
