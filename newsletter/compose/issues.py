@@ -32,8 +32,12 @@ def _split(text: str, path: Path) -> tuple[str, str, int]:
     )
 
 
-class _AliasRefused(yaml.MarkedYAMLError):
-    """The front matter uses an alias (`*name`)."""
+class _AliasRefused(Exception):
+    """The front matter uses an alias (`*name`) on this line (0-based, of the front matter)."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
 
 
 #: libyaml's parser where PyYAML was built with it (several times faster), else PyYAML's own.
@@ -56,7 +60,7 @@ def _refuse_aliases(text: str) -> None:
     "billion laughs"), and front matter never needs them. The event scan is cheap."""
     for event in yaml.parse(text, Loader=_Parser):
         if isinstance(event, yaml.AliasEvent):
-            raise _AliasRefused(problem="alias", problem_mark=event.start_mark)
+            raise _AliasRefused(event.start_mark.line if event.start_mark else 0)
 
 
 def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
@@ -111,9 +115,12 @@ def parse_issue(text: str, source: Path) -> Issue:
     try:
         data, node = _parse_yaml(head)
     except _AliasRefused as exc:
-        line = exc.problem_mark.line + 2 if exc.problem_mark else None
         raise UnreadableIssueError(
-            Problem("YAML aliases (*name) are not allowed here; write the value out", source, line)
+            Problem(
+                "YAML aliases (*name) are not allowed here; write the value out",
+                source,
+                exc.line + 2,
+            )
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -38,7 +38,7 @@ from newsletter.deliver.subscribers import ImportRow, Subscriber, SubscriberErro
 from newsletter.errors import Problem
 
 if TYPE_CHECKING:
-    from _csv import _reader
+    from _csv import Reader
 
 COLUMNS = ("email", "first_name", "last_name", "tags", "status", "status_changed_at", "attributes")
 _ALIASES = {
@@ -108,7 +108,7 @@ def _not_csv(exc: csv.Error, path: Path, line: int) -> SubscriberError:
 
 
 def _records(
-    file: BinaryIO, reader: _reader, header: list[str], path: Path, problems: list[Problem]
+    file: BinaryIO, reader: Reader, header: list[str], path: Path, problems: list[Problem]
 ) -> Iterator[Record]:
     """The data rows after the header, each cell as `restore` gives it back."""
     start = reader.line_num + 1
@@ -191,20 +191,11 @@ def open_subscriber_csv(
     return import_rows_from(records, kind, path, problems), kind.name
 
 
-def read_subscriber_csv(
-    path: Path, format: str | None = None
-) -> tuple[list[ImportRow], list[Problem], str]:
-    """`open_subscriber_csv`, read to the end: the valid rows, the problems, the format."""
-    problems: list[Problem] = []
-    rows, kind = open_subscriber_csv(path, format, problems)
-    return list(rows), problems, kind
-
-
 def write_subscriber_csv(subscribers: Iterable[Subscriber], out: TextIO) -> int:
     """Write a header and one row per subscriber (tags joined by '|', attributes as JSON),
     every cell a spreadsheet would take for a formula neutralised (see `neutralise`).
 
-    Returns how many subscribers were written. read_subscriber_csv reads the file back.
+    Returns how many subscribers were written. open_subscriber_csv reads the file back.
     """
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)

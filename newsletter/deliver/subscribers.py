@@ -232,7 +232,7 @@ def _filters(status: Status | None, tag: str | None) -> tuple[list[str], list[An
 
 
 #: The page cache an import may use, in KiB (SQLite allocates it only as pages are read).
-IMPORT_CACHE_KIB = 64 * 1024
+IMPORT_CACHE_KIB = 32 * 1024
 #: History rows and tags are queued and inserted this many at a time (see SubscriberStore).
 WRITE_BATCH = 1000
 
@@ -535,7 +535,8 @@ class SubscriberStore:
     def _import_cache(self) -> Iterator[None]:
         """A larger page cache for the length of an import: the random public ids make every
         insert touch some page of their index, which spills to the WAL and is read back when the
-        default 2 MB cache is full (a million people's ids take about 45 MB)."""
+        default 2 MB cache is full (32 MB holds the ids of about 700,000 people; a bound, for
+        the import's peak memory)."""
         default = self.conn.execute("PRAGMA cache_size").fetchone()[0]
         self.conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
         try:

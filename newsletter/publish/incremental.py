@@ -31,7 +31,6 @@ from newsletter.config import CONFIG_NAME, Config
 from newsletter.publish.archive import (
     Archive,
     Entry,
-    Neighbour,
     PageMaker,
     Piece,
     assemble,
@@ -39,6 +38,7 @@ from newsletter.publish.archive import (
     page_maker,
     site_logo,
 )
+from newsletter.publish.pages import Neighbour
 
 #: Bumped when the record's layout changes: an older record is then ignored.
 FORMAT = 2
