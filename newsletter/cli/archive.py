@@ -21,25 +21,24 @@ def archive(
     config: ConfigOption = None,
 ) -> None:
     """Write the web archive: a page per sent (or ready, publish: true) issue, index and feed."""
-    from newsletter.compose.issues import load_issue
     from newsletter.config import load_config
     from newsletter.deliver.db import connect
     from newsletter.deliver.history import sent_issues
-    from newsletter.publish.archive import find_issues, project_folders, publishable, write_archive
+    from newsletter.publish.archive import find_issues, project_folders, write_archive
     from newsletter.publish.incremental import build_incrementally, save_record
 
     settings = load_config(config)
-    issues = [load_issue(folder) for folder in find_issues(settings.root)]
+    folders = find_issues(settings.root)
     database = settings.path(settings.database)
     sent = sent_issues(connect(database)) if database.exists() else set()
     target = out or settings.path(settings.web.site)
-    run = build_incrementally(settings, publishable(issues, sent), target)
+    run = build_incrementally(settings, folders, sent, target)
     site = write_archive(run.archive, target, project_folders(settings.root), run.unchanged)
     save_record(site, run)
     count, index, feed = len(run.archive.entries), site / "index.html", site / "feed.xml"
     if json:
         console.print_json(
-            {"issues": count, "left_out": len(issues) - count, "rebuilt": run.rebuilt,
+            {"issues": count, "left_out": len(folders) - count, "rebuilt": run.rebuilt,
              "out": str(site), "index": str(index), "feed": str(feed)}
         )  # fmt: skip
         return
@@ -47,9 +46,9 @@ def archive(
         f"Archived {count} {'issue' if count == 1 else 'issues'} into {site} "
         f"({run.rebuilt} built, {count - run.rebuilt} unchanged)"
     )
-    if len(issues) > count:
+    if len(folders) > count:
         console.out.print(
-            f"  left out: {len(issues) - count} (drafts, and issues neither sent nor marked "
+            f"  left out: {len(folders) - count} (drafts, and issues neither sent nor marked "
             "'publish: true')"
         )
     console.out.print(f"  index: {index}  (publish the folder at base_url)")

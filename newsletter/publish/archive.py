@@ -1,7 +1,8 @@
 """The static web archive, the newsletter's public home: an index newest first with a sign-up
 form, a web page per issue (publish/pages.py) and an Atom feed.
 
-`build_archive` turns issues into the site's files as data; `write_archive` writes them. The
+`build_archive` turns issues into the site's files as data (`publish/incremental.py` does it
+reusing what has not changed); `write_archive` writes them. The
 site is what gets published at `base_url`: `index.html`, `feed.xml`, `images/brand/` (the
 logo), and for each issue `<slug>/index.html` and `<slug>/images/`, where the email's absolute
 image URLs point.
@@ -77,16 +78,12 @@ def project_folders(root: Path) -> list[Path]:
     return [root, *find_issues(root)]
 
 
-def publishable(issues: list[Issue], sent: set[str]) -> list[Issue]:
-    """The issues the public may see: sent to subscribers, or `ready` with `publish: true`.
+def is_public(status: str, publish: bool, slug: str, sent: Collection[str]) -> bool:
+    """Whether the public may see an issue: sent to subscribers, or `ready` with `publish: true`.
 
     A draft never is, even one that was sent before it was turned back into a draft.
     """
-    return [
-        issue
-        for issue in issues
-        if issue.status != "draft" and (issue.slug in sent or issue.publish)
-    ]
+    return status != "draft" and (slug in sent or publish)
 
 
 def _build(issue: Issue, config: Config, env: Environment) -> tuple[BuiltIssue, Prepared]:
@@ -243,22 +240,30 @@ def write_archive(
     """
     out = out.resolve()
     with staged(out, "the archive", protect) as staging:
-        for path, text in archive.files:
-            target = staging / path
-            if not _linked(out, path, target, unchanged):
+        folders: set[Path] = set()
+
+        def folder_of(target: Path) -> Path:
+            if target.parent not in folders:  # one mkdir a folder, not one a file
                 target.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(target.parent)
+            return target
+
+        for path, text in archive.files:
+            target = folder_of(staging / path)
+            if not _linked(out, path, target, unchanged):
                 target.write_text(text, encoding="utf-8")
         for path, source in archive.images:
-            if not _linked(out, path, staging / path, unchanged):
-                copy_file(source, staging / path)
+            target = folder_of(staging / path)
+            if not _linked(out, path, target, unchanged):
+                copy_file(source, target)
     return out
 
 
 def _linked(previous: Path, path: str, target: Path, unchanged: Collection[str]) -> bool:
-    """Hard-link `path` of an unchanged issue from the previous site; False if it cannot be."""
+    """Hard-link `path` of an unchanged issue from the previous site (into `target`, whose
+    folder exists); False if it cannot be."""
     if path.split("/", 1)[0] not in unchanged:
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(previous / path, target)
     except OSError:  # no previous file, or a file system without hard links: write it

@@ -19,12 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from newsletter import __version__
+from newsletter.compose.issues import load_issue
 from newsletter.compose.models import Issue
 from newsletter.compose.templates import make_environment, template_dirs
 from newsletter.config import CONFIG_NAME, Config
@@ -35,13 +36,14 @@ from newsletter.publish.archive import (
     Piece,
     assemble,
     build_piece,
+    is_public,
     page_maker,
     site_logo,
 )
 from newsletter.publish.pages import Neighbour
 
 #: Bumped when the record's layout changes: an older record is then ignored.
-FORMAT = 2
+FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,17 @@ def _load_record(path: Path) -> dict[str, Any]:
     return issues if isinstance(issues, dict) else {}
 
 
-def build_incrementally(config: Config, issues: list[Issue], site: Path) -> ArchiveRun:
-    """The archive of `issues` (the publishable ones), reusing what is unchanged in `site`.
+def _facts(issue: Issue) -> dict[str, Any]:
+    """What decides whether an issue is published, besides the sent issues."""
+    return {"status": issue.status, "publish": issue.publish, "slug": issue.slug}
+
+
+def build_incrementally(
+    config: Config, folders: list[Path], sent: Collection[str], site: Path
+) -> ArchiveRun:
+    """The archive of the publishable issues in `folders` (see `is_public`; `sent` are the
+    slugs sent to subscribers), reusing what is unchanged in `site`. An unchanged issue is not
+    even loaded unless its page must be made again.
 
     Call `save_record` once the archive is written, so that the next run can reuse it.
     """
@@ -157,23 +168,34 @@ def build_incrementally(config: Config, issues: list[Issue], site: Path) -> Arch
 
         return made
 
-    for issue in issues:
-        folder = issue.folder
+    def remade(folder: Path, entry: Entry) -> PageMaker:
+        """The page of an unchanged issue made again (its neighbours changed)."""
+        return lambda older, newer: page_maker(load_issue(folder), config, env, logo, entry)(
+            older, newer
+        )
+
+    for folder in folders:
         key = hashlib.sha256(f"{shared}\0{_files_fingerprint([folder])}".encode()).hexdigest()
         name = str(folder.resolve())
         old = recorded.get(name)
+        old = old if isinstance(old, dict) and old.get("key") == key else {}
+        issue = None if isinstance(old.get("facts"), dict) else load_issue(folder)
+        facts = _facts(issue) if issue else old["facts"]
+        records[name] = {"key": key, "facts": facts}
         try:
-            found = _recorded_piece(old, key) if isinstance(old, dict) else None
-        except (KeyError, TypeError, ValueError):  # a hand-edited record: rebuild the issue
+            if not is_public(facts["status"], facts["publish"], facts["slug"], sent):
+                continue
+            found = _recorded_piece(old, key) if old else None
+        except (KeyError, TypeError, ValueError):  # a hand-edited record: build the issue
             found = None
         if found is None:
-            piece = build_piece(issue, config, env, logo)
+            piece = build_piece(issue or load_issue(folder), config, env, logo)
             made_with = None
         else:
             entry, images = found
-            piece = Piece(entry, images, page_maker(issue, config, env, logo, entry))
-            made_with = old.get("neighbours") if isinstance(old, dict) else None
-        records[name] = _entry_record(piece.entry, piece.images, key)
+            piece = Piece(entry, images, remade(folder, entry))
+            made_with = old.get("neighbours")
+        records[name] |= _entry_record(piece.entry, piece.images, key)
         pieces.append(
             Piece(piece.entry, piece.images, page(piece.page, name, piece.entry.slug, made_with))
         )
