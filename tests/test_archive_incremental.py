@@ -12,6 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
+from newsletter.deliver.subscribers import SubscriberStore
 from newsletter.publish.incremental import cache_file
 
 EXAMPLE = "2026-11-24-france-welcomes-chechen-refugees"
@@ -94,3 +95,22 @@ def test_a_page_is_made_again_when_its_neighbours_change(
     assert (report["issues"], report["rebuilt"]) == (2, 2)  # the new one, and its neighbour
     assert "Second" in page.read_text(encoding="utf-8")
     assert run(runner)["rebuilt"] == 0
+
+
+def test_an_issue_sent_since_the_last_run_is_published(
+    runner: CliRunner, project: Path, example: Path, write_issue: Callable[..., Path]
+) -> None:
+    """The sent issues are read on every run: nothing recorded hides a newly sent one."""
+    write_issue(front=SECOND, slug="two")  # ready, not to be published unless sent
+    assert run(runner)["issues"] == 1
+    with SubscriberStore.open(project / "newsletter.db") as store:
+        reader = store.add("reader@example.com")
+        store.conn.execute(
+            "INSERT INTO deliveries (issue, subscriber_id, status, updated_at)"
+            " VALUES ('two', ?, 'sent', '2026-12-01T00:00:00+00:00')",
+            (reader.id,),
+        )
+        store.conn.commit()
+    report = run(runner)
+    assert (report["issues"], report["left_out"], report["rebuilt"]) == (2, 0, 2)
+    assert "Second" in (project / "site" / EXAMPLE / "index.html").read_text(encoding="utf-8")

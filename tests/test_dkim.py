@@ -45,10 +45,14 @@ def rsa_key(bits: int, fmt: serialization.PrivateFormat) -> tuple[bytes, bytes]:
     return key.private_bytes(PEM, fmt, NO_PASSWORD), record
 
 
-def ed25519_key() -> tuple[bytes, bytes]:
+def ed25519_key(seed: bool = False) -> tuple[bytes, bytes]:
+    """A PEM key, or with `seed` dkimpy's form of it (`dknewkey --ktype ed25519`): its seed."""
     key = ed25519.Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes(RAW, serialization.PublicFormat.Raw)
     record = b"v=DKIM1; k=ed25519; p=" + base64.b64encode(public)
+    if seed:
+        raw = key.private_bytes(RAW, serialization.PrivateFormat.Raw, NO_PASSWORD)
+        return base64.b64encode(raw) + b"\n", record
     return key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, NO_PASSWORD), record
 
 
@@ -56,6 +60,7 @@ KEYS: dict[str, Callable[[], tuple[bytes, bytes]]] = {
     "rsa-1024-pkcs1": lambda: rsa_key(1024, serialization.PrivateFormat.TraditionalOpenSSL),
     "rsa-2048-pkcs8": lambda: rsa_key(2048, serialization.PrivateFormat.PKCS8),
     "ed25519": ed25519_key,
+    "ed25519-seed": lambda: ed25519_key(seed=True),
 }
 
 
@@ -74,7 +79,7 @@ def test_every_signature_verifies_and_tampering_breaks_it(kind: str, number: int
     message = MESSAGES[number]
     signed = DkimKey("nl", "example.org", pem).sign(message)
     assert signed.endswith(message)
-    algorithm = b"a=ed25519-sha256" if kind == "ed25519" else b"a=rsa-sha256"
+    algorithm = b"a=ed25519-sha256" if kind.startswith("ed25519") else b"a=rsa-sha256"
     assert signed.startswith(b"DKIM-Signature: v=1; " + algorithm)
     assert dkim.verify(signed, dnsfunc=dns_for(record))
     head, _, body = signed.partition(b"\r\n\r\n")
