@@ -8,7 +8,8 @@ Run from anywhere as `python benchmarks/send.py [--subscribers N] [--connections
 - peak memory under 200 MB, and within 20 % between 10,000 and 100,000 subscribers.
 
 Setup, none of it measured: a temporary project gets a copy of `newsletter.toml` (plus an
-`[[smtp]]` table pointing at the sink and `[sending] transport = "smtp"`), `assets/` and the
+`[[smtp]]` table pointing at the sink, `[sending] transport = "smtp"` and a `bounce_domain`, so
+every copy gets its VERP envelope sender and delivery header), `assets/` and the
 example issue; NEWSLETTER_SECRET is set, and its `newsletter.db` is filled with N subscribers
 through `SubscriberStore.import_rows` (the time is printed). One name in ten is non-ASCII
 and one subscriber in ten has no first name. The SMTP server is `tests/smtp_sink.py` run as its
@@ -174,9 +175,10 @@ def make_project(folder: Path, port: int, connections: int) -> Path:
     folder.mkdir(parents=True)
     config = (ROOT / "newsletter.toml").read_text(encoding="utf-8")
     config += (
-        '\n[sending]\ntransport = "smtp"\n\n'
+        '\n[sending]\ntransport = "smtp"\nbounce_domain = "bounces.example.org"\n\n'
         f'[[smtp]]\nname = "sink"\nhost = "127.0.0.1"\nport = {port}\n'
         f'security = "none"\nconnections = {connections}\n'
+        "\n[publish]\ncheck_urls = false\n"  # news.example.org is not asked for the images
     )
     (folder / "newsletter.toml").write_text(config, encoding="utf-8")
     shutil.copytree(ROOT / "assets", folder / "assets")

@@ -156,6 +156,7 @@ class Inbound(StrictModel):
     imap_folder: str = "INBOX"
     imap_processed: str = "Newsletter/Processed"
     imap_unrecognised: str = "Newsletter/Unrecognised"
+    listen: bool = False  # `serve` also runs the listener
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(8025, ge=1, le=65535)
     listen_lmtp: bool = True
@@ -208,6 +209,16 @@ class Analytics(StrictModel):
     opens: bool = False
 
 
+class Welcome(StrictModel):
+    """The welcome email: an issue folder sent once to each subscriber when they join."""
+
+    issue: str | None = None
+
+    def slug(self) -> str | None:
+        """The welcome issue's slug (its folder's name), if there is one."""
+        return Path(self.issue).name if self.issue else None
+
+
 class Config(StrictModel):
     """The project's settings. `root` is the folder that holds newsletter.toml."""
 
@@ -233,6 +244,7 @@ class Config(StrictModel):
     analytics: Analytics = Analytics()
     schedule: Schedule = Schedule()
     publish: Publish = Publish()
+    welcome: Welcome = Welcome()
     root: Path = Field(Path("."), exclude=True)
 
     @model_validator(mode="after")

@@ -233,6 +233,7 @@ def test_a_good_setup_passes_every_check(
         "HTTPS base_url": Level.WARN,  # plain http on loopback: fine for a test only
         "unsubscribe endpoint": Level.PASS,
         "bulk-sender volume": Level.PASS,
+        "policy rejections": Level.PASS,
     }, results
     assert (
         "include:_spf.relay.example.net at news.example.org > a:smtp.relay.example.net at "
@@ -443,6 +444,33 @@ def test_volume_under_the_threshold_passes(doctor: Doctor, project: Path) -> Non
     assert "Gmail 20, Outlook.com 5, Yahoo 1" in result.finding
 
 
+def test_recent_policy_rejections_from_the_store_warn(doctor: Doctor, project: Path) -> None:
+    assert "no subscriber database" in doctor()["policy rejections"].finding
+    with SubscriberStore.open(project / "newsletter.db") as store:
+        reader = store.add("ann@example.com")
+        for received, issue, status, reason in (
+            (dt.datetime.now(dt.UTC) - dt.timedelta(days=40), "2026-09-01-old", "5.7.1", "old"),
+            (dt.datetime.now(dt.UTC), "2026-11-24-new", "5.7.1", "blocked using a blocklist"),
+            (dt.datetime.now(dt.UTC), "2026-11-24-new", "5.7.26", "DMARC policy"),
+        ):
+            store.conn.execute(
+                "INSERT INTO inbound_events (received_at, source, kind, class, status, issue,"
+                " subscriber_id, reason, action, decision) VALUES (?, 'test', 'bounce',"
+                " 'policy', ?, ?, ?, ?, 'flagged', '{}')",
+                (received.isoformat(timespec="seconds"), status, issue, reader.id, reason),
+            )
+        store.conn.execute(  # a hard bounce is about the reader, not the sender
+            "INSERT INTO inbound_events (received_at, source, kind, class, issue, action,"
+            " decision) VALUES (?, 'test', 'bounce', 'hard', 'x', 'bounced', '{}')",
+            (dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),),
+        )
+    result = doctor()["policy rejections"]
+    assert result.level == Level.WARN
+    assert result.finding.startswith("2 in the last 30 days (2026-11-24-new: 2)")
+    assert "5.7.26 DMARC policy; 5.7.1 blocked using a blocklist" in result.finding
+    assert "inbound list" in result.fix
+
+
 def test_a_dns_server_that_does_not_answer_is_a_failure_not_a_pass(project: Path) -> None:
     (project / "newsletter.toml").write_text(
         CONFIG.format(base_url=f"http://127.0.0.1:{free_port()}", transport="outbox")
@@ -477,7 +505,7 @@ def test_command_prints_a_line_per_check_and_exits_0(runner: CliRunner, dns_env:
     assert any(line.startswith("pass  DKIM key: the key at nl._domainkey") for line in lines)
     assert any(line.startswith("warn  HTTPS base_url:") for line in lines)
     assert any(line.strip().startswith("→ set base_url to the public https") for line in lines)
-    assert lines[-1] == "10 pass, 1 warn, 0 fail"
+    assert lines[-1] == "11 pass, 1 warn, 0 fail"
 
 
 def test_command_json_and_exit_1_on_a_failure(

@@ -206,3 +206,9 @@ def test_sendgrid_signed_event_webhook() -> None:
     signed_old = base64.b64encode(key.sign(old.encode() + body, ec.ECDSA(hashes.SHA256())))
     with pytest.raises(WebhookRefused):
         webhooks.sendgrid(body, signed_old.decode(), old, public_key=public, now=NOW)
+
+
+def test_sns_subscription_urls_must_be_on_sns_hosts() -> None:
+    assert webhooks.sns_host("sns.eu-west-1.amazonaws.com")
+    assert not webhooks.sns_host("sns.eu-west-1.amazonaws.com.evil.example")
+    assert not webhooks.sns_host("evil.example")

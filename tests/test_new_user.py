@@ -201,3 +201,27 @@ def test_a_new_users_week(
         assert f"{base}/{folder.name}/images/harbour.png" in images
         assert unreachable(images, timeout=5) == []  # /subscribe is newsletter serve's
         assert "TODO" not in (www / "feed.xml").read_text()
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_builds_checks_sends_and_archives_the_example(
+    newsletter_bin: Path, tmp_path: Path
+) -> None:
+    """Outside the repository, from the wheel: build, check, send (outbox) and archive."""
+    project = tmp_path / "example"
+    project.mkdir()
+    shutil.copy(REPO / "newsletter.toml", project)
+    shutil.copytree(REPO / "assets", project / "assets")
+    shutil.copytree(REPO / "issues" / EXAMPLE_SLUG, project / "issues" / EXAMPLE_SLUG)
+    shutil.copy(REPO / "demo" / "subscribers.csv", project / "people.csv")
+    user = User(newsletter_bin, project)
+    issue = f"issues/{EXAMPLE_SLUG}"
+    assert "Built" in user.ok("build", issue)
+    assert (project / "build" / EXAMPLE_SLUG / "index.html").is_file()
+    assert json.loads(user.ok("check", issue, "--json"))["counts"]["errors"] == 0
+    user.ok("subscribers", "import", "people.csv")
+    sent = json.loads(user.ok("send", issue, "--yes", "--transport", "outbox", "--json"))
+    assert sent["sent"] == 5 and sent["failed"] == 0
+    assert len(list((project / "outbox" / EXAMPLE_SLUG / "new").iterdir())) == 5
+    assert "Archived 1 issue" in user.ok("archive")
+    assert (project / "site" / EXAMPLE_SLUG / "index.html").is_file()

@@ -18,6 +18,7 @@ from newsletter.deliver.campaign import SendOptions
 from newsletter.deliver.db import connect
 from newsletter.deliver.ledger import ClaimLost, Ledger
 from newsletter.deliver.message import MessageFactory
+from newsletter.deliver.segments import Segment
 from newsletter.deliver.sender import Lane, Policy, SendReport, send_issue
 from newsletter.deliver.subscribers import SubscriberStore
 from newsletter.deliver.tokens import signer_for
@@ -45,13 +46,16 @@ def test_a_whole_send_through_the_library(
     with running_sink(sink) as port:
         smtp_project(port)
         config = load_config()
-        dry = campaign.dry_run(config, example, SendOptions(tag="weekly"))
+        dry = campaign.dry_run(config, example, SendOptions(segment=Segment(("weekly",))))
         assert dry.would_send == 12 and dry.transport == "smtp" and sink.count == 0
         test = campaign.test_send(config, example, ["editor@example.org"])
         assert [r.to for r in test.results if r.ok] == ["editor@example.org"]
         seen: list[int] = []
         report = campaign.send(
-            config, example, SendOptions(tag="weekly"), on_progress=lambda r: seen.append(r.done)
+            config,
+            example,
+            SendOptions(segment=Segment(("weekly",))),
+            on_progress=lambda r: seen.append(r.done),
         )
         assert report.sent == 12 and report.failed == report.uncertain == 0
         assert seen[-1] == 12
@@ -94,7 +98,7 @@ def test_an_arbitrary_exception_fails_only_its_copy(example: Path, project: Path
 
     def run() -> None:
         report = send_issue(factory, ledger, SubscriberStore.open(database), lanes,
-                            "from@example.org", policy=Policy(retry_delay=0))  # fmt: skip
+                            policy=Policy(retry_delay=0))  # fmt: skip
         results.append(report)
         done.set()
 

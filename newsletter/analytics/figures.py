@@ -143,10 +143,10 @@ def issue_report(
     first = conn.execute(
         "SELECT min(updated_at) FROM deliveries WHERE issue = ? AND status = 'sent'", (issue,)
     ).fetchone()[0]
-    open_count = None
+    open_count: int | None = None
     if opens:
-        open_count = conn.execute("SELECT count(*) FROM opens WHERE issue = ?", (issue,))
-        open_count = int(open_count.fetchone()[0])
+        row = conn.execute("SELECT count(*) FROM opens WHERE issue = ?", (issue,)).fetchone()
+        open_count = int(row[0])
     return IssueReport(
         issue=issue,
         delivered=int(ledger.get("sent", 0)),

@@ -14,13 +14,14 @@ if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
     from newsletter.compose.build import BuiltIssue
     from newsletter.config import Config
     from newsletter.deliver.message import Recipient
+    from newsletter.deliver.segments import Segment
 
 #: Who the prompt fills merge tags for when nobody is pending.
 NOBODY = "reader@example.com"
 
 
 def prompt_lines(
-    config: Config, built: BuiltIssue, tag: str | None, count: int, sample: Recipient,
+    config: Config, built: BuiltIssue, segment: Segment, count: int, sample: Recipient,
     transport: str,
 ) -> list[str]:  # fmt: skip
     """The lines shown before asking: subject and preheader filled for `sample`, and the rest."""
@@ -32,14 +33,14 @@ def prompt_lines(
         f"Subject:    {fill(built.subject, values)}",
         f"Preheader:  {fill(built.preheader, values)}",
         f"            (as {sample.email} sees them)",
-        f"Segment:    {f'subscribers tagged {tag}' if tag else 'every active subscriber'}",
+        f"Segment:    {segment.describe()}",
         f"Recipients: {count}",
         f"Transport:  {transport}",
     ]
 
 
 def confirm_send(
-    config: Config, built: BuiltIssue, tag: str | None, uncertain: bool, transport: str
+    config: Config, built: BuiltIssue, segment: Segment, uncertain: bool, transport: str
 ) -> None:
     """Show what is about to go out and ask; exit 1 on no, InputError without a terminal."""
     from newsletter.deliver.db import connect
@@ -49,14 +50,14 @@ def confirm_send(
     if not console.interactive():
         raise InputError(Problem("no terminal to confirm on; add --yes to send"))
     ledger = Ledger(connect(config.path(config.database)), built.slug)
-    count = ledger.count_pending(tag, uncertain, unqueued=True)
-    first = next(ledger.pending(tag, uncertain, batch_size=1, unqueued=True), None)
+    count = ledger.count_pending(segment, uncertain, unqueued=True)
+    first = next(ledger.pending(segment, uncertain, batch_size=1, unqueued=True), None)
     sample = (
         Recipient(first.email, first.first_name, first.last_name, first.subscriber_id)
         if first
         else Recipient(NOBODY)
     )
-    for line in prompt_lines(config, built, tag, count, sample, transport):
+    for line in prompt_lines(config, built, segment, count, sample, transport):
         console.err.print(escape(line))
     if not typer.confirm("Send now?"):
         raise typer.Exit(1)

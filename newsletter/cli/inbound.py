@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 from rich.markup import escape
@@ -22,6 +22,14 @@ if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
     from newsletter.config import Config
     from newsletter.deliver.feedback import Applied, Feedback
     from newsletter.deliver.subscribers import SubscriberStore
+
+
+class Stoppable(Protocol):
+    """A started server."""
+
+    def stop(self) -> None:
+        """Stop it."""
+
 
 inbound_app = typer.Typer(
     help="What comes back: bounces, complaints and unsubscribe mails, applied and reviewable.",
@@ -96,8 +104,8 @@ def fetch(json: JsonOption = False, config: ConfigOption = None) -> None:
                                   field="inbound"))  # fmt: skip
     password = os.environ.get(inbound.imap_password_env)
     if password is None:
-        message = f"${inbound.imap_password_env} is not set; export the IMAP password in it"
-        raise ConfigError(Problem(message, field="inbound.imap_password_env"))
+        missing = f"${inbound.imap_password_env} is not set; export the IMAP password in it"
+        raise ConfigError(Problem(missing, field="inbound.imap_password_env"))
     imap = ImapSettings(inbound.imap_host, inbound.imap_username, password, inbound.imap_port,
                         inbound.imap_tls, inbound.imap_folder, inbound.imap_processed,
                         inbound.imap_unrecognised)  # fmt: skip
@@ -124,22 +132,11 @@ def fetch(json: JsonOption = False, config: ConfigOption = None) -> None:
 def listen(config: ConfigOption = None) -> None:
     """Receive the bounce domain's mail over LMTP on loopback until Ctrl-C or SIGTERM."""
     from newsletter.config import load_config
-    from newsletter.deliver.subscribers import SubscriberStore
-    from newsletter.inbound.listener import listening
 
     settings = load_config(config)
-    inbound = settings.inbound
     stop = threading.Event()
-    path = settings.path(settings.database)
-
-    def handle(raw: bytes) -> None:
-        with SubscriberStore.open(path) as store:
-            _feedback(settings, store).ingest(raw, source="lmtp")
-
-    server = listening(handle, inbound.listen_host, inbound.listen_port, inbound.listen_lmtp)
+    server = start_listener(settings)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    protocol = "LMTP" if inbound.listen_lmtp else "SMTP"
-    console.err.print(f"Listening for {protocol} on {inbound.listen_host}:{inbound.listen_port}")
     try:
         while not stop.wait(0.5):
             pass
@@ -148,6 +145,25 @@ def listen(config: ConfigOption = None) -> None:
     finally:
         server.stop()
     console.err.print("Stopped.")
+
+
+def start_listener(settings: Config) -> Stoppable:
+    """The project's LMTP (or SMTP) listener, started; a port it cannot take is a ConfigError."""
+    from newsletter.deliver.feedback import store_handler
+    from newsletter.deliver.tokens import signer_for
+    from newsletter.inbound.listener import listening
+
+    inbound = settings.inbound
+    protocol = "LMTP" if inbound.listen_lmtp else "SMTP"
+    handle = store_handler(settings, signer_for(settings), source=protocol.lower())
+    try:
+        server = listening(handle, inbound.listen_host, inbound.listen_port, inbound.listen_lmtp)
+    except (OSError, ValueError, RuntimeError) as exc:
+        where = f"{inbound.listen_host}:{inbound.listen_port}"
+        raise ConfigError(Problem(f"cannot listen on {where} ({exc}); pick a free port on "
+                                  "loopback", field="inbound.listen_port")) from None  # fmt: skip
+    console.err.print(f"Listening for {protocol} on {inbound.listen_host}:{inbound.listen_port}")
+    return server
 
 
 @inbound_app.command("list")

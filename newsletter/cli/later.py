@@ -95,6 +95,7 @@ def list_schedules(
 ) -> None:
     """The scheduled sends, soonest first."""
     from newsletter.config import load_config
+    from newsletter.deliver.segments import Segment
 
     rows = _store(load_config(config)).listing(every=every)
     if json:
@@ -106,7 +107,7 @@ def list_schedules(
     table = Table("#", "issue", "due", "status", "segment", "result")
     for row in rows:
         table.add_row(str(row.id), row.issue, f"{row.local_due:%Y-%m-%d %H:%M %Z}", row.status,
-                      row.tag or "everyone", row.result)  # fmt: skip
+                      Segment.decode(row.tag).describe(), row.result)  # fmt: skip
     console.out.print(table)
 
 

@@ -55,8 +55,7 @@ def _resume_command(issue_dir: Path, campaign: Campaign, config: Path | None) ->
     """The exact command that continues this send as it was started."""
     settings = campaign.settings
     words = ["newsletter", "send", str(issue_dir), "--transport", settings.transport]
-    if settings.tag:
-        words += ["--tag", settings.tag]
+    words += settings.segment.options()
     if settings.rate:
         words += ["--rate", settings.rate]
     if settings.connections:
@@ -166,10 +165,25 @@ def send(
         list[str] | None,
         typer.Option("--test", help="Send only to this address, marked [TEST]; repeatable."),
     ] = None,
-    tag: Annotated[str | None, typer.Option(help="Send only to subscribers with this tag.")] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(help="Send only to subscribers with this tag; repeat for any of several."),
+    ] = None,
+    exclude_tag: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave out subscribers with this tag; repeatable."),
+    ] = None,
     topic: Annotated[
         str | None, typer.Option(help="Send only to readers who chose this topic ([[topics]]).")
     ] = None,
+    new_since_sent: Annotated[
+        bool,
+        typer.Option(
+            "--new-since-sent",
+            help="Catch up: send an issue already sent to those who became active after it "
+            "went out (in the segment given, else in the one it was sent to).",
+        ),
+    ] = False,
     rate: Annotated[
         str | None, typer.Option(help="At most this rate, e.g. 10/s or 3600/h.")
     ] = None,
@@ -225,16 +239,20 @@ def send(
     if at is not None and (dry_run or test):
         raise InputError(Problem("--at schedules a real send; leave out --dry-run and --test"))
     due = due_time(settings, at, tz) if at is not None else None
-    if topic is not None:
-        if tag is not None:
-            raise InputError(Problem("give --tag or --topic, not both"))
-        tag = settings.topic(topic).tag
+    from newsletter.deliver.segments import Segment
+
+    if at is not None and new_since_sent:
+        raise InputError(Problem("--new-since-sent sends now; leave out --at"))
+    tags = [*(tag or ()), *([settings.topic(topic).tag] if topic is not None else [])]
+    segment = Segment(tuple(tags), tuple(exclude_tag or ())) if tags or exclude_tag else None
     issue = load_issue(issue_dir)
     overridden = [] if test else send_gate(issue_dir, settings, force=force)
     for error in overridden:
         console.warning(f"check error overridden by --force: {escape(error)}")
-    options = SendOptions(transport, tag, rate, connections, resend_uncertain,
-                          force or bool(test), accept_new_key)  # fmt: skip
+    options = SendOptions(
+        transport, segment, rate, connections, resend_uncertain, force or bool(test),
+        accept_new_key, new_since_sent,
+    )  # fmt: skip
     with Campaign(settings, issue, options) as campaign:
         for warning in campaign.warnings:
             console.warning(escape(warning))
@@ -245,7 +263,8 @@ def send(
         if due is not None:
             if check_urls:
                 warn_unpublished(settings, campaign.built)
-            schedule_send(settings, issue, due, asked, tag=tag, force=force,
+            stored = segment.encode() if segment is not None else None
+            schedule_send(settings, issue, due, asked, tag=stored, force=force,
                           skip=skip_url_check, as_json=json)  # fmt: skip
             return
         if dry_run:
@@ -254,7 +273,7 @@ def send(
         if check_urls:
             url_gate(campaign.built, settings)
         if not yes:
-            confirm_send(settings, campaign.built, campaign.tag, resend_uncertain,
+            confirm_send(settings, campaign.built, campaign.segment, resend_uncertain,
                          campaign.transport)  # fmt: skip
         if overridden:
             record_override(campaign.ledger.conn, issue.slug, overridden)
@@ -289,9 +308,11 @@ def status(
     json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Every issue's state; with an issue, its delivery ledger: counts and problems."""
+    """Every issue's state; with an issue, its delivery ledger (counts and problems) and what
+    came back about it (bounces, complaints, policy rejections, mail unsubscribes)."""
     from newsletter.config import load_config
     from newsletter.deliver.db import connect
+    from newsletter.deliver.feedback import issue_feedback
     from newsletter.deliver.history import overrides
     from newsletter.deliver.ledger import Ledger
 
@@ -303,11 +324,15 @@ def status(
     ledger = Ledger(connect(settings.path(settings.database)), slug)
     counts, problems, uncertain = ledger.counts(), ledger.problems(), ledger.uncertain()
     forced = overrides(ledger.conn, slug)
+    came_back = issue_feedback(ledger.conn, slug)
     if json:
         console.print_json({"issue": slug, "counts": counts, "uncertain": uncertain,
-                            "problems": problems, "forced_past": forced})  # fmt: skip
+                            "problems": problems, "forced_past": forced,
+                            "came_back": came_back})  # fmt: skip
         return
     console.out.print(f"{slug}: " + ", ".join(f"{status} {n}" for status, n in counts.items()))
+    console.out.print("Came back: " + ", ".join(
+        f"{name.replace('_', ' ')} {n}" for name, n in came_back.items()))  # fmt: skip
     for errors in forced:
         console.out.print(f"Sent with --force past: {escape('; '.join(errors))}")
     if uncertain:

@@ -27,9 +27,11 @@ def serve(
     ] = True,
     config: ConfigOption = None,
 ) -> None:
-    """Serve sign-up (double opt-in), one-click unsubscribe, preferences and the archive."""
+    """Serve sign-up (double opt-in), one-click unsubscribe, preferences and the archive; with
+    [inbound] listen = true, also take bounces over LMTP (newsletter inbound listen)."""
     import uvicorn
 
+    from newsletter.cli.inbound import start_listener
     from newsletter.config import load_config
     from newsletter.deliver.db import connect
     from newsletter.deliver.keycheck import check_signing_key
@@ -48,11 +50,14 @@ def serve(
     where = f"http://{host}:{port}{settings.base_path}/"
     console.err.print(f"Serving {settings.name} on {where} (Ctrl-C to stop)")
     server = uvicorn.Server(uvicorn_config(app, host, port, settings.web.request_timeout))
+    listener = start_listener(settings) if settings.inbound.listen else None
     stop = threading.Event()
     thread = start_worker(settings, stop) if worker else None
     try:
         server.run()
     finally:
+        if listener is not None:
+            listener.stop()
         stop.set()
         if thread is not None:
             thread.join(timeout=WORKER_STOP_SECONDS)

@@ -18,6 +18,7 @@ from newsletter.deliver.status import Status
 from newsletter.errors import InputError, Problem
 
 if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
+    from newsletter.config import Config
     from newsletter.deliver.subscribers import SubscriberStore
 
 subscribers_app = typer.Typer(
@@ -121,13 +122,45 @@ def add(
     tag: Annotated[
         list[str] | None, typer.Option("--tag", "-t", help="A tag (repeat for several).")
     ] = None,
+    welcome: Annotated[
+        bool,
+        typer.Option(
+            "--welcome", help="Send them the welcome email ([welcome] issue) unless they had it."
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Add a subscriber (active), or update one; people who opted out are refused."""
-    with _store(config) as store:
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+
+    settings = load_config(config)
+    if welcome and settings.welcome.issue is None:
+        raise InputError(
+            Problem('--welcome needs a welcome email: add [welcome] issue = "issues/_welcome"')
+        )
+    with SubscriberStore.open(settings.path(settings.database)) as store:
         known = store.get(email) is not None
         subscriber = store.add(email, first_name, last_name, tag or ())
     console.out.print(f"{'Updated' if known else 'Added'} {escape(subscriber.email)}.")
+    if welcome:
+        _welcome(settings, subscriber.id)
+
+
+def _welcome(settings: Config, subscriber_id: int) -> None:
+    """Send the welcome email to one subscriber now and say what happened."""
+    from newsletter.deliver.welcome import send_welcome
+
+    report = send_welcome(settings, subscriber_id)
+    if report.sent:
+        console.out.print("Welcome email sent.")
+    elif report.skipped_sent:
+        console.out.print("They already had the welcome email; not sent again.")
+    else:
+        console.warning(
+            f"the welcome email was not sent ({report.deferred} deferred, {report.failed} "
+            "failed); run the same command again to retry"
+        )
 
 
 @subscribers_app.command()

@@ -27,9 +27,11 @@ def send_scheduled(config: Config, issue_dir: Path, row: Scheduled) -> SendRepor
     from newsletter.checks.gate import needs_url_check, send_gate, url_gate
     from newsletter.deliver.campaign import Campaign, SendOptions
     from newsletter.deliver.history import record_override
+    from newsletter.deliver.segments import Segment
 
     overridden = send_gate(issue_dir, config, force=row.force)
-    with Campaign(config, issue_dir, SendOptions(tag=row.tag)) as campaign:
+    segment = Segment.decode(row.tag) if row.tag else None
+    with Campaign(config, issue_dir, SendOptions(segment=segment)) as campaign:
         if needs_url_check(config, campaign.transport) and not row.skip_url_check:
             url_gate(campaign.built, config)
         if overridden:

@@ -74,8 +74,10 @@ def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
         loader.dispose()
 
 
-def _node_lines(node: yaml.Node, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+def _node_lines(node: yaml.Node | None, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
     """Map each key path of a composed YAML document to its 1-based line."""
+    if node is None:
+        return {}
     lines = {prefix: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
@@ -137,7 +139,7 @@ def parse_issue(text: str, source: Path) -> Issue:
     try:
         front = FrontMatter(**data)
     except ValidationError as exc:
-        lines = _node_lines(node) if node is not None else {}
+        lines = _node_lines(node)
 
         def line_for(loc: tuple[str | int, ...]) -> int | None:
             while loc not in lines and loc:
@@ -145,7 +147,7 @@ def parse_issue(text: str, source: Path) -> Issue:
             return lines.get(loc, 0) + 1
 
         raise IssueError(*problems_from(exc, source, _known_fields, line_for)) from None
-    subject_line = (_node_lines(node) if node is not None else {}).get(("subject",), 0) + 1
+    subject_line = _node_lines(node).get(("subject",), 0) + 1
     _check_merge_tags(front.subject, source, subject_line, "subject")
     _check_merge_tags(body, source, body_line, None)
     folder = source.parent

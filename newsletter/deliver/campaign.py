@@ -21,10 +21,12 @@ from newsletter.compose.issues import load_issue
 from newsletter.compose.models import Issue
 from newsletter.config import Config
 from newsletter.deliver.db import connect
+from newsletter.deliver.feedback import issue_health
 from newsletter.deliver.journal import apply_journal
 from newsletter.deliver.keycheck import check_signing_key
 from newsletter.deliver.ledger import Ledger, SendRecord
 from newsletter.deliver.message import DkimKey, MessageFactory, Recipient
+from newsletter.deliver.segments import Segment, check_tags
 from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send_issue
 from newsletter.deliver.subscribers import SubscriberStore, normalize_email
 from newsletter.deliver.tokens import key_source, signer_for
@@ -45,12 +47,15 @@ class SendOptions:
     """What the caller asks for; None means "as recorded, else as configured"."""
 
     transport: str | None = None
-    tag: str | None = None
+    segment: Segment | None = None
     rate: str | None = None
     connections: int | None = None
     resend_uncertain: bool = False
     force: bool = False
     accept_new_key: bool = False
+    #: A catch-up: only those who became active after the issue's first send started (in
+    #: `segment`, else in the recorded send's segment).
+    new_since_sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,24 @@ def _describe(record: SendRecord) -> str:
     parts = [f"--transport {record.transport}"]
     if record.relays:
         parts.append(f"relays {record.relays}")
-    parts.append(f"--tag {record.tag}" if record.tag else "every tag")
+    parts.append(record.segment.describe())
     return ", ".join(parts)
+
+
+def _segment(ledger: Ledger, options: SendOptions) -> Segment | None:
+    """The segment asked for; for a catch-up, that (or the recorded one) since the first send."""
+    if not options.new_since_sent:
+        return options.segment
+    recorded = ledger.record()
+    if recorded is None or not ledger.counts()["sent"]:
+        raise InputError(
+            Problem(
+                f"{ledger.issue} has not been sent yet, so there is nothing to catch up on; "
+                "send it without --new-since-sent"
+            )
+        )
+    base = options.segment if options.segment is not None else recorded.segment
+    return replace(base, since=ledger.first_started(), subscriber=0)
 
 
 def resolve(config: Config, ledger: Ledger, options: SendOptions) -> SendRecord:
@@ -117,24 +138,25 @@ def resolve(config: Config, ledger: Ledger, options: SendOptions) -> SendRecord:
     _rate(options.rate)
     if options.transport is not None and options.transport not in TRANSPORTS:
         raise InputError(Problem(f"unknown transport '{options.transport}'; use outbox or smtp"))
+    segment = _segment(ledger, options)
     recorded = ledger.record()
-    if recorded is not None and not ledger.count_pending(recorded.tag or None):
+    if recorded is not None and not ledger.count_pending(recorded.segment):
         recorded = None  # that send is done: this is a new one (another segment, a catch-up)
     if recorded is None or options.force:
         transport = options.transport or config.sending.transport
         return SendRecord(
-            transport, _relays(config, transport), options.tag or "", options.rate or "",
+            transport, _relays(config, transport), segment or Segment(), options.rate or "",
             options.connections or 0,
         )  # fmt: skip
     wanted = SendRecord(
         options.transport or recorded.transport,
         _relays(config, options.transport or recorded.transport),
-        recorded.tag if options.tag is None else options.tag,
+        recorded.segment if segment is None else segment,
         options.rate or recorded.rate,
         options.connections or recorded.connections,
     )
-    if (wanted.transport, wanted.relays, wanted.tag) != (
-        recorded.transport, recorded.relays, recorded.tag,
+    if (wanted.transport, wanted.relays, wanted.segment) != (
+        recorded.transport, recorded.relays, recorded.segment,
     ):  # fmt: skip
         raise SendRefused(
             Problem(
@@ -195,14 +217,28 @@ class Campaign:
         return list(self.built.warnings)
 
     @property
-    def tag(self) -> str | None:
-        """The segment this send goes to (None: everyone active)."""
-        return self.settings.tag or None
+    def segment(self) -> Segment:
+        """Who this send goes to (among the active subscribers)."""
+        return self.settings.segment
 
     @property
     def transport(self) -> str:
         """outbox or smtp."""
         return self.settings.transport
+
+    def _check_audience(self) -> None:
+        """The welcome issue goes to one subscriber at a time, never to a list; tags that no
+        active subscriber has are refused (EmptySegment)."""
+        if self.slug == self.config.welcome.slug() and not self.segment.subscriber:
+            raise SendRefused(
+                Problem(
+                    f"{self.slug} is the welcome email ([welcome] issue): it goes to each "
+                    "subscriber when they confirm or are added with --welcome, never to the "
+                    "list; try it with --test"
+                )
+            )
+        if self.options.segment is not None:
+            check_tags(self.ledger.conn, self.options.segment)
 
     def _check_key(self) -> None:
         check_signing_key(self.ledger.conn, self.signer, key_source(self.config),
@@ -210,7 +246,7 @@ class Campaign:
 
     def recipients(self) -> int:
         """How many subscribers the send would go to now."""
-        return self.ledger.count_pending(self.tag, self.options.resend_uncertain, unqueued=True)
+        return self.ledger.count_pending(self.segment, self.options.resend_uncertain, unqueued=True)
 
     def _lanes(self, connections: int | None = None) -> list[Lane]:
         settings = self.settings
@@ -230,8 +266,10 @@ class Campaign:
         """Record how the send is started (or check it against the record), then send.
 
         The signing key must be the one the links already sent were made with, and
-        unsubscribes journaled while the database was busy are applied first.
+        unsubscribes journaled while the database was busy are applied first. The send
+        pauses when the issue's complaint or hard-bounce rate passes `[inbound]`'s threshold.
         """
+        self._check_audience()
         self._check_key()
         apply_journal(self.config, self.signer, self.store)
         lanes = self._lanes()
@@ -242,18 +280,20 @@ class Campaign:
             lanes = self._lanes()
         factory = MessageFactory(self.built, self.config, self.signer, dkim_key=self.dkim)
         return send_issue(
-            factory, self.ledger, self.store, lanes, self.config.sender.address,
-            tag=self.tag, resend_uncertain=self.options.resend_uncertain,
+            factory, self.ledger, self.store, lanes,
+            segment=self.segment, resend_uncertain=self.options.resend_uncertain,
             policy=policy or policy_for(self.config), on_start=on_start,
             on_progress=on_progress, stop=stop,
+            health=lambda: issue_health(self.store, self.slug, self.config),
         )  # fmt: skip
 
     def dry_run(self) -> DryRunReport:
         """Render every copy the send would make; send and record nothing."""
+        self._check_audience()
         self._check_key()
         factory = MessageFactory(self.built, self.config, self.signer, dkim_key=self.dkim)
         count = size = 0
-        for job in self.ledger.pending(self.tag, self.options.resend_uncertain, unqueued=True):
+        for job in self.ledger.pending(self.segment, self.options.resend_uncertain, unqueued=True):
             copy = factory.render(
                 Recipient(
                     job.email, job.first_name, job.last_name, job.subscriber_id, job.public_id
@@ -261,7 +301,7 @@ class Campaign:
             )
             count += 1
             size += len(copy.data)
-        sent, inactive = self.ledger.skipped(self.tag)
+        sent, inactive = self.ledger.skipped(self.segment)
         return DryRunReport(count, size, self.settings.transport, sent, inactive)
 
     def test_send(self, addresses: list[str]) -> TestSendReport:
@@ -285,7 +325,7 @@ class Campaign:
                 outgoing = factory.render(recipient)
                 try:
                     reply = transport.send(
-                        self.config.sender.address, recipient.email, outgoing.data, lambda: None
+                        outgoing.sender, recipient.email, outgoing.data, lambda: None
                     )
                     report.results.append(TestResult(recipient.email, True, reply))
                 except (DeliveryError, ConnectionLost, ReplyLost) as exc:

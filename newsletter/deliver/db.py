@@ -182,6 +182,12 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # A send's whole segment (tags to include and exclude, a catch-up's start, one subscriber
+    # for a welcome) as JSON; `tag` stays for older readers.
+    """
+    ALTER TABLE sends ADD COLUMN segment TEXT NOT NULL DEFAULT '';
+    UPDATE sends SET segment = json_object('tags', json_array(tag)) WHERE tag != '';
+    """,
 )
 
 

@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -298,10 +299,60 @@ def issue_health(conn_store: SubscriberStore, issue: str, config: Config) -> str
     complaints, hard = counts.get("complaint", 0), counts.get("hard", 0)
     if complaints / sent > inbound.pause_complaint_rate:
         return (f"{complaints} complaints for {sent} copies ({complaints / sent:.2%}) pass "
-                f"{inbound.pause_complaint_rate:.2%}; check the list and the content, then "
-                "run send again")  # fmt: skip
+                f"{inbound.pause_complaint_rate:.2%}; check the list and the content (or raise "
+                "[inbound] pause_complaint_rate), then run send again")  # fmt: skip
     if hard / sent > inbound.pause_hard_bounce_rate:
         return (f"{hard} hard bounces for {sent} copies ({hard / sent:.2%}) pass "
                 f"{inbound.pause_hard_bounce_rate:.2%}; the list may be old or bought: clean "
-                "it, then run send again")  # fmt: skip
+                "it (or raise [inbound] pause_hard_bounce_rate), then run send again")  # fmt: skip
     return None
+
+
+#: What `issue_feedback` counts, in the order `status` shows them.
+FEEDBACK_COUNTS = (
+    "hard_bounces", "soft_bounces", "complaints", "policy_rejections", "mail_unsubscribes",
+)  # fmt: skip
+_COUNTED = {
+    ("bounce", "hard"): "hard_bounces",
+    ("bounce", "soft"): "soft_bounces",
+    ("bounce", "policy"): "policy_rejections",
+    ("complaint", ""): "complaints",
+    ("unsubscribe", ""): "mail_unsubscribes",
+}
+
+
+def issue_feedback(conn: sqlite3.Connection, issue: str) -> dict[str, int]:
+    """What came back about `issue` (events not undone), by FEEDBACK_COUNTS."""
+    counts = dict.fromkeys(FEEDBACK_COUNTS, 0)
+    for kind, klass, number in conn.execute(
+        "SELECT kind, class, count(*) FROM inbound_events WHERE issue = ? AND undone_at IS NULL"
+        " GROUP BY kind, class",
+        (issue,),
+    ):
+        name = _COUNTED.get((kind, klass if kind == "bounce" else ""))
+        if name:
+            counts[name] += number
+    return counts
+
+
+def recent_policy_rejections(conn: sqlite3.Connection, days: int) -> list[dict[str, str]]:
+    """The policy rejections (flagged events) of the last `days` days, newest first."""
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat(timespec="seconds")
+    rows = conn.execute(
+        "SELECT received_at, issue, status, reason FROM inbound_events WHERE kind = 'bounce'"
+        " AND class = 'policy' AND undone_at IS NULL AND received_at >= ? ORDER BY id DESC",
+        (since,),
+    )
+    return [dict(row) for row in rows]
+
+
+def store_handler(config: Config, signer: Signer, source: str) -> Callable[[bytes], None]:
+    """What a listener calls with each message: take it into the project's database, on a
+    connection of its own (the listener's thread is not the caller's)."""
+    path = config.path(config.database)
+
+    def handle(raw: bytes) -> None:
+        with SubscriberStore.open(path) as store:
+            feedback_for(store, config, signer).ingest(raw, source=source)
+
+    return handle

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from newsletter.deliver.db import failure
+from newsletter.deliver.segments import Segment
 from newsletter.errors import NewsletterError
 
 RETRYABLE = ("queued", "deferred")
@@ -80,7 +81,7 @@ class SendRecord:
 
     transport: str
     relays: str = ""
-    tag: str = ""
+    segment: Segment = field(default_factory=Segment)
     rate: str = ""
     connections: int = 0
 
@@ -91,13 +92,8 @@ def stamp() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
-def _segment(tag: str | None) -> tuple[str, list[Any]]:
-    if tag is None:
-        return "", []
-    return (
-        " AND s.id IN (SELECT subscriber_id FROM subscriber_tags WHERE tag = ?)",
-        [tag],
-    )
+def _segment(segment: Segment | None) -> tuple[str, list[Any]]:
+    return segment.sql() if segment is not None else ("", [])
 
 
 def _database(method: Callable[P, R]) -> Callable[P, R]:
@@ -156,9 +152,9 @@ class Ledger:
             return int(self.conn.execute(sql, params).rowcount)
 
     @_database
-    def enqueue(self, tag: str | None = None) -> int:
+    def enqueue(self, segment: Segment | None = None) -> int:
         """Add a `queued` row for every active subscriber (in the segment) that has none yet."""
-        where, params = _segment(tag)
+        where, params = _segment(segment)
         with self._lock:
             cursor = self.conn.execute(
                 "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, status, updated_at) "
@@ -168,10 +164,10 @@ class Ledger:
             return cursor.rowcount
 
     def _pending_sql(
-        self, tag: str | None, uncertain: bool, unqueued: bool
+        self, segment: Segment | None, uncertain: bool, unqueued: bool
     ) -> tuple[str, list[Any]]:
         statuses = (*RETRYABLE, "sending") if uncertain else RETRYABLE
-        where, params = _segment(tag)
+        where, params = _segment(segment)
         marks = ",".join("?" * len(statuses))
         join, none = ("LEFT JOIN", "d.status IS NULL OR ") if unqueued else ("JOIN", "")
         sql = (
@@ -182,23 +178,23 @@ class Ledger:
 
     @_database
     def count_pending(
-        self, tag: str | None = None, uncertain: bool = False, unqueued: bool = False
+        self, segment: Segment | None = None, uncertain: bool = False, unqueued: bool = False
     ) -> int:
         """How many subscribers a run would send to (`unqueued`: counting those not enqueued)."""
-        sql, params = self._pending_sql(tag, uncertain, unqueued)
+        sql, params = self._pending_sql(segment, uncertain, unqueued)
         with self._lock:
             return int(self.conn.execute(f"SELECT count(*) {sql}", params).fetchone()[0])
 
     def pending(
         self,
-        tag: str | None = None,
+        segment: Segment | None = None,
         uncertain: bool = False,
         batch_size: int = 500,
         unqueued: bool = False,
     ) -> Iterator[Job]:
         """Stream the subscribers still to send to, in id order, a batch at a time, without
         claiming them (for dry runs; `unqueued` also yields those with no ledger row yet)."""
-        sql, params = self._pending_sql(tag, uncertain, unqueued)
+        sql, params = self._pending_sql(segment, uncertain, unqueued)
         last = 0
         while True:
             with self._lock:
@@ -251,7 +247,7 @@ class Ledger:
         self,
         limit: int,
         *,
-        tag: str | None = None,
+        segment: Segment | None = None,
         uncertain: bool = False,
         before: str = "",
         reap: bool = False,
@@ -264,7 +260,7 @@ class Ledger:
         processes on this host.
         """
         moment = time.time()
-        where, params = _segment(tag)
+        where, params = _segment(segment)
         others = "'deferred', 'sending'" if uncertain else "'deferred'"
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -449,9 +445,9 @@ class Ledger:
         return [dict(row) for row in rows]
 
     @_database
-    def skipped(self, tag: str | None = None) -> tuple[int, int]:
+    def skipped(self, segment: Segment | None = None) -> tuple[int, int]:
         """(already sent, not active) among the segment, for the run's summary."""
-        where, params = _segment(tag)
+        where, params = _segment(segment)
         with self._lock:
             sent = self.conn.execute(
                 "SELECT count(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
@@ -467,26 +463,47 @@ class Ledger:
 
     @_database
     def record(self) -> SendRecord | None:
-        """How this issue's send was started, if it was."""
+        """How this issue's latest send was started, if one was."""
         with self._lock:
             row = self.conn.execute(
-                "SELECT transport, relays, tag, rate, connections FROM sends WHERE issue = ?",
+                "SELECT transport, relays, segment, rate, connections FROM sends WHERE issue = ?",
                 [self.issue],
             ).fetchone()
-        return SendRecord(*row) if row else None
+        if row is None:
+            return None
+        return SendRecord(row[0], row[1], Segment.decode(row[2]), row[3], row[4])
+
+    @_database
+    def first_started(self) -> str:
+        """When the issue's first send started ('' if it never did): a catch-up reaches those
+        who became active after it."""
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT started_at FROM sends WHERE issue = ?", [self.issue]
+            ).fetchone()
+        return str(row[0]) if row else ""
 
     @_database
     def save_record(self, record: SendRecord, *, replace: bool = False) -> SendRecord:
-        """Remember how the send was started (`replace`: overwrite an earlier record); returns
-        the record in force, which is another process's when it got there first."""
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        """Remember how the send was started (`replace`: overwrite an earlier record, keeping
+        the time the first send started); returns the record in force, which is another
+        process's when it got there first."""
+        update = (
+            "DO UPDATE SET transport = excluded.transport, relays = excluded.relays, "
+            "tag = excluded.tag, segment = excluded.segment, rate = excluded.rate, "
+            "connections = excluded.connections, updated_at = excluded.updated_at"
+            if replace
+            else "DO NOTHING"
+        )
         moment = stamp()
+        segment = record.segment
         with self._lock:
             self.conn.execute(
-                f"{verb} INTO sends (issue, transport, relays, tag, rate, connections, "
-                "started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [self.issue, record.transport, record.relays, record.tag, record.rate,
-                 record.connections, moment, moment],
+                "INSERT INTO sends (issue, transport, relays, tag, segment, rate, connections, "
+                f"started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"ON CONFLICT (issue) {update}",
+                [self.issue, record.transport, record.relays, ",".join(segment.tags),
+                 segment.encode(), record.rate, record.connections, moment, moment],
             )  # fmt: skip
         saved = self.record()
         assert saved is not None

@@ -7,7 +7,9 @@ copy still parses back with Python's `email` package to exactly the filled HTML 
 
 The result is `multipart/alternative` (text, then HTML) with From, To, Reply-To, Subject,
 Date, Message-ID, MIME-Version, List-Id, List-Unsubscribe (https and mailto) and
-List-Unsubscribe-Post (RFC 8058).
+List-Unsubscribe-Post (RFC 8058). With `[sending] bounce_domain`, each subscriber's copy
+also carries its signed delivery token in `X-Newsletter-Delivery`, and its envelope sender is
+`bounces+<token>@bounce_domain` (VERP), so a bounce names the copy it is about.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from newsletter.deliver.dkimsign import SigningKey, load_signing_key, signature_
 from newsletter.deliver.headers import CRLF, address_header, header_line, named_header
 from newsletter.deliver.tokens import Signer
 from newsletter.errors import ConfigError, InputError, Problem
+from newsletter.inbound.verp import HEADER, DeliveryTokens, verp_address
 from newsletter.validation import unsafe_for_header
 
 
@@ -150,11 +153,12 @@ def copy_values(recipient: Recipient, token: str, base_url: str, web_url: str) -
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One copy, ready for a transport."""
+    """One copy, ready for a transport: `sender` is its envelope sender (MAIL FROM)."""
 
     recipient: str
     message_id: str
     data: bytes
+    sender: str
 
 
 def measured(built: BuiltIssue, config: Config, signer: Signer) -> BuiltIssue:
@@ -221,6 +225,10 @@ class MessageFactory:
         self._html = _EncodedPart(MergeTemplate.for_html(built.html), html.escape)
         self._date = ("", 0)
         self._dkim = dkim_key
+        self._sender = config.sender.address
+        bounce_domain = config.sending.bounce_domain
+        self._bounce_domain = ascii_domain(bounce_domain) if bounce_domain else ""
+        self._tokens = DeliveryTokens(signer.subkey("verp"), built.slug)
 
     def values(self, recipient: Recipient, token: str) -> dict[str, str]:
         """The merge-tag values of one copy, its links carrying `token`."""
@@ -239,6 +247,19 @@ class MessageFactory:
         digest = hashlib.sha256(f"{self._slug}\0{recipient.email}".encode()).hexdigest()[:12]
         return f"<{self._slug}.{recipient.subscriber_id}.{digest}@{self._domain}>"
 
+    def envelope(self, recipient: Recipient) -> tuple[str, bytes]:
+        """The copy's envelope sender, and its delivery header line (empty without a token).
+
+        Without a bounce domain: the sender's address. With one: `bounces+<token>@domain` for
+        a subscriber's copy, plain `bounces@domain` for a test copy (it names nobody).
+        """
+        if not self._bounce_domain:
+            return self._sender, b""
+        if self._test or recipient.subscriber_id is None:
+            return f"bounces@{self._bounce_domain}", b""
+        token = self._tokens(recipient.subscriber_id)
+        return verp_address(token, self._bounce_domain), f"{HEADER}: {token}\r\n".encode()
+
     def render(self, recipient: Recipient) -> Outgoing:
         """The complete message for one recipient, as bytes with CRLF line ends."""
         header_safe(recipient.name, "the subscriber name")
@@ -248,12 +269,14 @@ class MessageFactory:
         message_id = self.message_id(recipient)
         mailto = f"{self._mailto}{quote(token, safe='')}"
         unsubscribe = f"<{values['unsubscribe_url']}>,\r\n <{mailto}>"
+        sender, delivery = self.envelope(recipient)
         data = b"".join(
             [
                 address_header("To", recipient.name, recipient.email),
                 header_line("Subject", self._subject.fill(values)),
                 f"Date: {self._now()}\r\nMessage-ID: {message_id}\r\n".encode("ascii"),
                 f"List-Unsubscribe: {unsubscribe}".encode() + CRLF,
+                delivery,
                 self._fixed,
                 self._open_text,
                 *self._text.fill(values),
@@ -264,4 +287,4 @@ class MessageFactory:
         )
         if self._dkim:
             data = self._dkim.sign(data)
-        return Outgoing(recipient.email, message_id, data)
+        return Outgoing(recipient.email, message_id, data, sender)

@@ -31,6 +31,7 @@ from newsletter.config import Config
 from newsletter.deliver.db import DatabaseError, failure
 from newsletter.deliver.ledger import ClaimLost, Job, Ledger, stamp
 from newsletter.deliver.message import MessageFactory, Recipient
+from newsletter.deliver.segments import Segment
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.transports import (
     ConnectionLost,
@@ -43,6 +44,9 @@ from newsletter.deliver.transports import (
 )
 from newsletter.errors import ConfigError, NewsletterError, Problem
 from newsletter.validation import parse_rate
+
+#: The least time between two `health()` questions of one send.
+HEALTH_SECONDS = 1.0
 
 
 class RateLimiter:
@@ -167,12 +171,11 @@ class _Worker:
         results: queue.Queue[_Result],
         factory: MessageFactory,
         ledger: Ledger,
-        envelope_from: str,
         halt: threading.Event,
         reconnects: int,
     ) -> None:
         self.lane, self.jobs, self.results = lane, jobs, results
-        self.factory, self.ledger, self.envelope_from = factory, ledger, envelope_from
+        self.factory, self.ledger = factory, ledger
         self.halt, self.reconnects = halt, reconnects
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -251,7 +254,7 @@ class _Worker:
             committed = True
 
         try:
-            reply = transport.send(self.envelope_from, job.email, outgoing.data, commit_point)
+            reply = transport.send(outgoing.sender, job.email, outgoing.data, commit_point)
         except DeliveryError as exc:
             return _Result("permanent" if exc.permanent else "temporary", job, exc.reply, exc.code)
         except ConnectionLost as exc:
@@ -373,20 +376,22 @@ def send_issue(
     ledger: Ledger,
     store: SubscriberStore,
     lanes: Sequence[Lane],
-    envelope_from: str,
     *,
-    tag: str | None = None,
+    segment: Segment | None = None,
     resend_uncertain: bool = False,
     policy: Policy = Policy(),
     on_start: Callable[[SendReport], None] = lambda report: None,
     on_progress: Callable[[SendReport], None] = lambda report: None,
     stop: threading.Event | None = None,
+    health: Callable[[], str | None] = lambda: None,
 ) -> SendReport:
     """Send the issue to every subscriber the ledger says is still pending.
 
     The lanes are opened and closed here, each in its worker. Returns when everything pending
     was dealt with (by this process or another sending the same issue), or after a pause, a
-    stop request (`stop` set, or Ctrl-C) or the loss of every connection. Raises
+    stop request (`stop` set, or Ctrl-C) or the loss of every connection. `health()` is asked
+    before claiming more (at most every `HEALTH_SECONDS`): a reason it gives pauses the send
+    (a complaint or bounce rate past its threshold). Raises
     TransportError when no connection could be opened at all, DatabaseError when the ledger
     cannot be written (full disk, read-only, locked); either way the claims are handed back.
     """
@@ -394,11 +399,11 @@ def send_issue(
     begun = stamp()
     stop = stop or threading.Event()
     report = SendReport(ledger.issue, ", ".join(sorted({lane.transport.name for lane in lanes})))
-    ledger.enqueue(tag)
+    ledger.enqueue(segment)
     ledger.reap()
     report.shared_with = ledger.held_elsewhere()
-    report.skipped_sent, report.skipped_inactive = ledger.skipped(tag)
-    report.pending = ledger.count_pending(tag, resend_uncertain)
+    report.skipped_sent, report.skipped_inactive = ledger.skipped(segment)
+    report.pending = ledger.count_pending(segment, resend_uncertain)
     report.uncertain = 0 if resend_uncertain else ledger.uncertain()
     on_start(report)
     run = _Run(ledger, store, policy, report, on_progress)
@@ -406,25 +411,29 @@ def send_issue(
     jobs: queue.Queue[Job | None] = queue.Queue()
     results: queue.Queue[_Result] = queue.Queue()
     workers = [
-        _Worker(lane, jobs, results, factory, ledger, envelope_from, halt, policy.reconnects)
-        for lane in lanes
+        _Worker(lane, jobs, results, factory, ledger, halt, policy.reconnects) for lane in lanes
     ]
     run.alive = len(workers)
     for worker in workers:
         worker.thread.start()
     capacity = 2 * len(workers)
     claim_size = max(1, min(policy.batch_size, 8 * capacity))
-    exhausted, reap, poll_at = False, False, 0.0
+    exhausted, reap, poll_at, health_at = False, False, 0.0, 0.0
     renew_at = time.monotonic() + policy.lease / 3
 
     def feed() -> None:
         """Hand out jobs up to the capacity, claiming more from the ledger when needed."""
-        nonlocal exhausted, reap, poll_at
+        nonlocal exhausted, reap, poll_at, health_at
         while run.in_flight < capacity:
             job = run.next_job()
+            if job is None and not exhausted and time.monotonic() >= health_at:
+                report.paused = health()
+                health_at = time.monotonic() + HEALTH_SECONDS
+                if report.paused:
+                    return
             if job is None and not exhausted and time.monotonic() >= poll_at:
                 batch = ledger.claim(
-                    claim_size, tag=tag, uncertain=resend_uncertain, before=begun, reap=reap
+                    claim_size, segment=segment, uncertain=resend_uncertain, before=begun, reap=reap
                 )
                 reap = False
                 if batch:

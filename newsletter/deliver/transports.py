@@ -324,12 +324,14 @@ class MaildirTransport:
     def send(
         self, sender: str, recipient: str, data: bytes, commit_point: Callable[[], None]
     ) -> str:
-        """Write to tmp/, then `commit_point()`, then rename into new/."""
+        """Write to tmp/, then `commit_point()`, then rename into new/. The file starts with
+        a `Return-Path` naming the envelope sender, as a delivering MTA would write it."""
         self._count += 1
         name = f"{time.time_ns()}.P{os.getpid()}Q{self._count}.{socket.gethostname()}"
         temporary = self.folder / "tmp" / name
+        return_path = f"Return-Path: <{sender}>\n".encode()
         try:
-            temporary.write_bytes(data.replace(b"\r\n", b"\n"))
+            temporary.write_bytes(return_path + data.replace(b"\r\n", b"\n"))
             commit_point()
             os.replace(temporary, self.folder / "new" / name)
         except OSError as exc:

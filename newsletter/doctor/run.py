@@ -8,9 +8,10 @@ from typing import Any
 import dns.resolver
 
 from newsletter.config import Config
+from newsletter.deliver.feedback import recent_policy_rejections
 from newsletter.deliver.message import DkimKey
 from newsletter.deliver.subscribers import SubscriberStore
-from newsletter.doctor import bounces, dkimkey, dmarc, endpoints, spf, volume
+from newsletter.doctor import bounces, dkimkey, dmarc, endpoints, rejections, spf, volume
 from newsletter.doctor.lookup import Lookup, LookupFailed
 from newsletter.doctor.net import HTTP_TIMEOUT, DnsLookup, make_resolver, probe_http, probe_smtp
 from newsletter.doctor.results import CheckResult, failed, passed, warned
@@ -47,6 +48,7 @@ def run_doctor(
         results.extend(endpoints.tls_verdict(server, probe_smtp(server)) for server in config.smtp)
     results.extend(_web(config.base_url, http_timeout))
     results.append(_volume(config))
+    results.append(_rejections(config))
     return results
 
 
@@ -155,3 +157,12 @@ def _volume(config: Config) -> CheckResult:
     with SubscriberStore.open(path) as store:
         domains = store.count_by_domain()
     return volume.volume_verdict(volume.provider_counts(domains), sum(domains.values()))
+
+
+def _rejections(config: Config) -> CheckResult:
+    path = config.path(config.database)
+    if not path.is_file():
+        return passed(rejections.NAME, f"no subscriber database yet ({path})")
+    with SubscriberStore.open(path) as store:
+        found = recent_policy_rejections(store.conn, rejections.DAYS)
+    return rejections.rejections_verdict(found)

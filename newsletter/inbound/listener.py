@@ -49,7 +49,7 @@ class _Controller(Controller):
 
     def _trigger_server(self) -> None:
         if not self.lmtp:
-            super()._trigger_server()
+            super()._trigger_server()  # type: ignore[no-untyped-call]
             return
         import socket
 

@@ -63,13 +63,27 @@ def _mac(key: bytes, payload: bytes) -> bytes:
     return hmac.new(key, b"verp\0" + payload, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
+class DeliveryTokens:
+    """The tokens of one issue's copies, with the issue's tag and the MAC's key prepared once."""
+
+    def __init__(self, key: bytes, slug: str) -> None:
+        self._tag = _issue_tag(slug)
+        self._mac = hmac.new(key, b"verp\0", hashlib.sha256)
+
+    def __call__(self, subscriber_id: int) -> str:
+        """The token of the copy sent to subscriber `subscriber_id`."""
+        if subscriber_id < 0:
+            raise ValueError("a subscriber id is never negative")
+        payload = _varint(subscriber_id) + self._tag
+        mac = self._mac.copy()
+        mac.update(payload)
+        raw = payload + mac.digest()[:_MAC_BYTES]
+        return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+
+
 def delivery_token(key: bytes, slug: str, subscriber_id: int) -> str:
     """The token of one copy of issue `slug` sent to subscriber `subscriber_id`."""
-    if subscriber_id < 0:
-        raise ValueError("a subscriber id is never negative")
-    payload = _varint(subscriber_id) + _issue_tag(slug)
-    raw = payload + _mac(key, payload)
-    return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+    return DeliveryTokens(key, slug)(subscriber_id)
 
 
 def verify_token(key: bytes, token: str) -> Delivery | None:

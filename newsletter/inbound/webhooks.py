@@ -92,12 +92,17 @@ def sns_string_to_sign(message: Mapping[str, Any]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def sns_host(host: str) -> bool:
+    """True for an Amazon SNS host name (sns.<region>.amazonaws.com)."""
+    return bool(_SNS_HOST.match(host))
+
+
 def _verify_sns(message: Mapping[str, Any], fetch: Callable[[str], bytes]) -> None:
     url = str(message.get("SigningCertURL", ""))
     parts = urlsplit(url)
     if (
         parts.scheme != "https"
-        or not _SNS_HOST.match(parts.hostname or "")
+        or not sns_host(parts.hostname or "")
         or not (parts.path.endswith(".pem"))
     ):
         raise WebhookRefused("the signing certificate is not on an SNS host")
@@ -147,14 +152,14 @@ def _ses(notification: Mapping[str, Any]) -> list[Decision]:
         return [_bounce(recipients, why, token, mid)]
     if kind == "Complaint":
         complaint = notification.get("complaint", {})
-        recipients = tuple(
+        complained = tuple(
             Recipient(str(r.get("emailAddress", "")).lower(), "", "policy", "complaint")
             for r in complaint.get("complainedRecipients", [])
         )
         feedback = complaint.get("complaintFeedbackType") or "abuse"
         if feedback == "not-spam":
             return []
-        return [Decision("complaint", recipients, f"Amazon SES complaint ({feedback})", token, mid)]
+        return [Decision("complaint", complained, f"Amazon SES complaint ({feedback})", token, mid)]
     return []
 
 

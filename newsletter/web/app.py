@@ -83,6 +83,7 @@ from newsletter.deliver.subscribers import (
     normalize_email,
 )
 from newsletter.deliver.tokens import LinkOwner, Signer, TokenError, signer_for
+from newsletter.deliver.welcome import Welcomer, queue_welcome
 from newsletter.errors import NewsletterError
 from newsletter.inbound.classify import Decision
 from newsletter.inbound.webhooks import WebhookRefused
@@ -207,6 +208,7 @@ class WebApp:
         self.prefix = config.base_path
         self.embed_origins = frozenset(config.web.embed_origins)
         self._work: set[asyncio.Future[None]] = set()
+        self.welcomer = Welcomer(config) if config.welcome.issue else None
 
     def store(self) -> SubscriberStore:
         """A connection to the subscriber store (one per unit of work, in a worker thread)."""
@@ -533,6 +535,12 @@ class WebApp:
     def _activate(self, subscriber: Subscriber) -> None:
         with self.store() as store:
             store.set_status(subscriber.id, Status.ACTIVE, "confirmed by email", source="web")
+        if self.welcomer is not None:  # sent from its own thread: the page never waits for it
+            try:
+                queue_welcome(self.config, subscriber.id)
+            except Exception as exc:  # the confirmation stands; the welcome is logged as lost
+                _log.error("welcome email not queued: %s", type(exc).__name__)
+            self.welcomer.put(subscriber.id)
 
     async def confirm(self, request: Request) -> Response:
         """POST: the subscriber becomes active, unless the link is stale."""
@@ -716,11 +724,15 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         drain = asyncio.create_task(web.drain_journal())
+        if web.welcomer is not None:
+            web.welcomer.start()
         try:
             yield
         finally:
             drain.cancel()
             await web.finish_work(timeout=10)
+            if web.welcomer is not None:
+                await asyncio.to_thread(web.welcomer.close, 10)
 
     middleware = [
         Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(config)),
