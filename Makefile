@@ -10,8 +10,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# Everything, the optional browser automation included (`.[test]` includes `.[browser]`).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[browser]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
@@ -68,8 +69,11 @@ screenshots: $(VENV)/.installed-test browser
 	mkdir -p docs/screenshots
 	NEWSLETTER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest -q tests/test_web_browser.py tests/test_preview.py tests/test_images_browser.py
 
+# Needs the MJML CLI for the build ratio: npm install --prefix benchmarks/.node mjml@5
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/build.py
+	$(BIN)/python benchmarks/import.py --quick
+	$(BIN)/python benchmarks/archive.py
 
 clean:
 	rm -rf build outbox site .pytest_cache

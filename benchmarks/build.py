@@ -12,17 +12,31 @@ median and minimum wall-clock time (`time.perf_counter`) of each stage, in-proce
 - pipeline total (in-process): `build_issue` with the environment and prepared issue given,
   i.e. everything but load (the four stages above plus merge-tag restoring and size checks)
 
-and, in fewer runs, the whole `newsletter build` command as a subprocess, interpreter start,
-imports and file writing included. Every stage runs once as a warm-up before timing (template
-compilation, imports and caches are thus excluded), then each timed run goes through all the
-in-process stages in turn, so drifts in machine load touch every stage alike. The share column
-is each stage's median against the median of the in-process pipeline total.
+Every stage runs once as a warm-up before timing (template compilation, imports and caches
+are thus excluded), then each timed run goes through all the in-process stages in turn, so
+drifts in machine load touch every stage alike. The share column is each stage's median against
+the median of the in-process pipeline total.
+
+Then the commands, as subprocesses, interleaved (one of each per round, `--command-runs`
+rounds), medians of CPU time (user + system, from the children's rusage) and wall-clock time:
+
+- `newsletter build` of the example, interpreter start, imports and file writing included;
+- the MJML command-line tool (Node, `mjml@5`) compiling the same `index.mjml` to HTML; the goal
+  is `newsletter build` under 0.5 times its CPU time. It is looked for in
+  `benchmarks/.node/node_modules/.bin/mjml` (install it there with
+  `npm install --prefix benchmarks/.node mjml@5`) or given with `--mjml PATH`;
+- `newsletter --version`, goal under 150 ms wall-clock.
+
+CPU time is the fair figure on a busy machine: wall-clock time then mostly measures the wait for
+a core. `--no-commands` skips this part.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,7 +61,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ISSUE = ROOT / "issues" / "2026-11-24-france-welcomes-chechen-refugees"
 CONFIG = ROOT / "newsletter.toml"
 TOTAL = "pipeline total (in-process)"
-CLI = "newsletter build (CLI, process start included)"
+MJML_CLI = ROOT / "benchmarks" / ".node" / "node_modules" / ".bin" / "mjml"
+BUILD_GOAL = 0.5
+VERSION_GOAL_MS = 150.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +84,7 @@ def timed(call: Callable[[], Any]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def measure(runs: int, cli_runs: int) -> tuple[list[Row], dict[str, float]]:
+def measure(runs: int) -> tuple[list[Row], dict[str, float]]:
     """Time every stage; return the rows and the built HTML and text sizes in KB."""
     config = load_config(CONFIG)
     issue = load_issue(ISSUE)
@@ -99,27 +115,115 @@ def measure(runs: int, cli_runs: int) -> tuple[list[Row], dict[str, float]]:
         for name, call in stages.items():
             times[name].append(timed(call))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "newsletter", "build", str(ISSUE), "--out"]
-        command.append(str(Path(tmp) / "out"))
-
-        def cli() -> None:
-            subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-
-        cli()
-        times[CLI] = [timed(cli) for _ in range(cli_runs)]
-
     total = statistics.median(times[TOTAL])
     rows = []
     for name, samples in times.items():
         median = statistics.median(samples)
-        share = round(median / total * 100, 1) if name != CLI else None
+        share = round(median / total * 100, 1)
         rows.append(Row(name, len(samples), round(median, 3), round(min(samples), 3), share))
     sizes = {
         "html_kb": round(built.html_bytes / 1024, 1),
         "text_kb": round(len(built.text.encode("utf-8")) / 1024, 1),
     }
     return rows, sizes
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command measured as a subprocess: medians of CPU and wall-clock milliseconds."""
+
+    command: str
+    runs: int
+    cpu_ms: float
+    wall_ms: float
+
+
+def newsletter_script() -> list[str]:
+    """How to start the `newsletter` command: its script beside this Python, else `-m`."""
+    script = Path(sys.executable).with_name("newsletter")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "newsletter"]
+
+
+def run_timed(command: list[str]) -> tuple[float, float]:
+    """CPU and wall-clock milliseconds of one run of `command` (which must succeed)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True)
+    wall = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr.decode(errors='replace')}")
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return cpu, wall
+
+
+def measure_commands(runs: int, mjml: Path | None) -> list[Command]:
+    """`newsletter build`, the MJML tool on the same MJML and `--version`, interleaved."""
+    newsletter = newsletter_script()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        commands = {
+            "newsletter build": [*newsletter, "build", str(ISSUE), "--out", str(out)],
+            "newsletter --version": [*newsletter, "--version"],
+        }
+        run_timed(commands["newsletter build"])  # warm-up; writes the index.mjml to compile
+        if mjml is not None:
+            html = str(Path(tmp) / "mjml.html")
+            commands["mjml CLI (Node)"] = [str(mjml), str(out / "index.mjml"), "-o", html]
+            run_timed(commands["mjml CLI (Node)"])
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+        for _ in range(runs):
+            for name, command in commands.items():
+                samples[name].append(run_timed(command))
+    return [
+        Command(
+            name,
+            runs,
+            round(statistics.median(cpu for cpu, _ in timings), 1),
+            round(statistics.median(wall for _, wall in timings), 1),
+        )
+        for name, timings in samples.items()
+    ]
+
+
+def verdicts(commands: list[Command]) -> dict[str, Any]:
+    """The ratio of `newsletter build` to the MJML tool in CPU time, and both goals."""
+    by_name = {command.command: command for command in commands}
+    build, version = by_name["newsletter build"], by_name["newsletter --version"]
+    mjml = by_name.get("mjml CLI (Node)")
+    ratio = round(build.cpu_ms / mjml.cpu_ms, 2) if mjml else None
+    return {
+        "build_to_mjml_cpu_ratio": ratio,
+        "build_goal_met": None if ratio is None else ratio < BUILD_GOAL,
+        "version_goal_met": version.wall_ms < VERSION_GOAL_MS,
+    }
+
+
+def print_commands(commands: list[Command], result: dict[str, Any]) -> None:
+    """Print the commands' figures and the verdicts."""
+    console = Console()
+    table = Table(title="Commands (subprocesses, interleaved, medians)")
+    table.add_column("command")
+    table.add_column("runs", justify="right")
+    table.add_column("CPU ms", justify="right")
+    table.add_column("wall ms", justify="right")
+    for command in commands:
+        table.add_row(
+            command.command, str(command.runs), f"{command.cpu_ms:.0f}", f"{command.wall_ms:.0f}"
+        )
+    console.print(table)
+    ratio = result["build_to_mjml_cpu_ratio"]
+    if ratio is None:
+        console.print(
+            "MJML CLI not found: npm install --prefix benchmarks/.node mjml@5 (or --mjml PATH)"
+        )
+    else:
+        met = "met" if result["build_goal_met"] else "MISSED"
+        console.print(
+            f"newsletter build / mjml CLI, CPU time: {ratio:.2f} (goal < {BUILD_GOAL}: {met})"
+        )
+    met = "met" if result["version_goal_met"] else "MISSED"
+    console.print(f"newsletter --version wall-clock goal < {VERSION_GOAL_MS:.0f} ms: {met}")
 
 
 def print_table(rows: list[Row], sizes: dict[str, float]) -> None:
@@ -136,7 +240,7 @@ def print_table(rows: list[Row], sizes: dict[str, float]) -> None:
     table.add_column("share", justify="right", no_wrap=True)
     for row in rows:
         share = "" if row.share_pct is None else f"{row.share_pct:.1f} %"
-        last = row.stage in (TOTAL, CLI)
+        last = row.stage == TOTAL
         table.add_row(
             f"[bold]{row.stage}[/]" if last else row.stage,
             str(row.runs),
@@ -154,16 +258,29 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="timed in-process runs (default 15)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--command-runs", type=int, default=11, help="rounds of the commands (default 11)"
+    )
+    parser.add_argument("--mjml", type=Path, help="the MJML command-line tool to compare with")
+    parser.add_argument("--no-commands", action="store_true", help="in-process stages only")
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    rows, sizes = measure(args.runs, max(3, args.runs // 3))
+    if args.runs < 1 or args.command_runs < 1:
+        parser.error("--runs and --command-runs must be at least 1")
+    rows, sizes = measure(args.runs)
+    commands: list[Command] = []
+    result: dict[str, Any] = {}
+    if not args.no_commands:
+        mjml = args.mjml or (MJML_CLI if MJML_CLI.is_file() else shutil.which("mjml"))
+        commands = measure_commands(args.command_runs, Path(mjml) if mjml else None)
+        result = verdicts(commands)
     if args.json:
-        print(
-            json.dumps({"issue": ISSUE.name, "stages": [asdict(r) for r in rows]} | sizes, indent=2)
-        )
+        figures = {"issue": ISSUE.name, "stages": [asdict(r) for r in rows]} | sizes
+        figures |= {"commands": [asdict(c) for c in commands]} | result
+        print(json.dumps(figures, indent=2))
     else:
         print_table(rows, sizes)
+        if commands:
+            print_commands(commands, result)
 
 
 if __name__ == "__main__":

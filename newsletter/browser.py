@@ -2,6 +2,8 @@
 
 Playwright's own browser downloads are not used: it drives the system's Chromium (Debian's
 `chromium` package, or the path in NEWSLETTER_CHROMIUM), so nothing is fetched at run time.
+Playwright itself is the optional extra `newsletter[browser]`: without it, the commands that
+need a browser (`screenshot`, `check --render`) stop with a one-line hint naming the extra.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-
-from playwright.sync_api import Browser, Error, Page, sync_playwright
+from typing import TYPE_CHECKING
 
 from newsletter.errors import BrowserError
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 #: The widths an email is looked at: a phone and a desktop mail client's reading pane.
 WIDTHS: tuple[int, ...] = (375, 650)
@@ -30,6 +34,10 @@ INSTALL_HINT = (
     "Chromium is not installed: install it with 'apt-get install chromium' (Debian/Ubuntu) "
     "or set NEWSLETTER_CHROMIUM to a Chromium or Chrome executable"
 )
+EXTRA_HINT = (
+    "this needs the browser automation, an optional part: "
+    "install it with: pip install 'newsletter[browser]'"
+)
 
 
 def find_chromium() -> str | None:
@@ -44,6 +52,10 @@ def find_chromium() -> str | None:
 @contextmanager
 def chromium() -> Iterator[Browser]:
     """A headless Chromium for the duration of the block."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        raise BrowserError(EXTRA_HINT) from None
     executable = find_chromium()
     if executable is None:
         raise BrowserError(INSTALL_HINT)
@@ -61,6 +73,8 @@ def chromium() -> Iterator[Browser]:
 def _at_widths(page_url: str, widths: Sequence[int]) -> Iterator[tuple[int, Page]]:
     """`page_url` loaded in one viewport per width, in turn."""
     with chromium() as browser:
+        from playwright.sync_api import Error  # loaded by chromium()
+
         for width in widths:
             page = browser.new_page(viewport={"width": width, "height": 800})
             try:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import tomllib
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-import dkim.crypto
-import nacl.encoding
-import nacl.exceptions
-import nacl.signing
 from babel import Locale, UnknownLocaleError
 from pydantic import (
     AfterValidator,
@@ -354,33 +349,14 @@ def _dkim_problem(message: str) -> ConfigError:
     return ConfigError(Problem(message, field="dkim.key_file", code="bad-dkim-key"))
 
 
-def _dkim_algorithm(key: bytes, path: Path) -> bytes:
-    """The DKIM signing algorithm for this private key; ConfigError if it is neither an RSA
-    key in PEM (PKCS#1 or #8) nor an Ed25519 key as dkimpy takes it (its base64 seed)."""
-    try:
-        modulus = dkim.crypto.parse_pem_private_key(key)["modulus"]
-    except (dkim.crypto.UnparsableKeyError, ValueError, TypeError, IndexError, KeyError):
-        pass
-    else:
-        if modulus.bit_length() < 1024:
-            raise _dkim_problem(f"{path} is a {modulus.bit_length()}-bit RSA key; use 2048 bits")
-        return b"rsa-sha256"
-    try:
-        nacl.signing.SigningKey(key.strip(), encoder=nacl.encoding.Base64Encoder)
-    except (nacl.exceptions.CryptoError, ValueError, TypeError):
-        raise _dkim_problem(
-            f"{path} is not a DKIM private key: use an unencrypted RSA key in PEM "
-            "(openssl genrsa 2048) or an Ed25519 key as dknewkey --ktype ed25519 writes it"
-        ) from None
-    return b"ed25519-sha256"
-
-
-def read_dkim_key(config: Config) -> tuple[bytes, bytes] | None:
-    """The configured DKIM private key and its algorithm (b"rsa-sha256" or b"ed25519-sha256"),
-    or None without [dkim]. ConfigError (one line) if the file is inside the project (it could
-    be committed), unreadable, or not an RSA or Ed25519 private key."""
+def read_dkim_key(config: Config) -> bytes | None:
+    """The configured DKIM private key, checked, or None without [dkim]. ConfigError (one
+    line) if the file is inside the project (it could be committed), unreadable, or not an
+    RSA or Ed25519 private key that can sign."""
     if config.dkim is None:
         return None
+    from newsletter.deliver.dkimsign import load_signing_key  # cryptography: only when used
+
     path = config.path(config.dkim.key_file).resolve()
     if path.is_relative_to(config.root.resolve()):
         raise _dkim_problem(
@@ -388,30 +364,17 @@ def read_dkim_key(config: Config) -> tuple[bytes, bytes] | None:
             "so it can never be committed"
         )
     try:
-        key = _ed25519_seed(path.read_bytes())
+        key = path.read_bytes()
     except OSError as exc:
         raise _dkim_problem(f"cannot read {path}: {exc.strerror}") from None
-    return key, _dkim_algorithm(key, path)
-
-
-def _ed25519_seed(key: bytes) -> bytes:
-    """An Ed25519 key in PEM (as openssl genpkey writes it) in dkimpy's form, its base64 seed;
-    any other key unchanged."""
-    if b"-----BEGIN PRIVATE KEY-----" not in key:
-        return key
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
     try:
-        private = serialization.load_pem_private_key(key, password=None)
-    except (ValueError, TypeError):
-        return key
-    if not isinstance(private, ed25519.Ed25519PrivateKey):
-        return key
-    raw = private.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    return base64.b64encode(raw)
+        load_signing_key(key)
+    except ValueError as exc:
+        raise _dkim_problem(
+            f"{path} is not a DKIM private key: it is {exc}; use an unencrypted RSA key in PEM "
+            "(openssl genrsa 2048) or an Ed25519 key (PEM, or the seed dknewkey writes)"
+        ) from None
+    return key
 
 
 def load_config(path: Path | None = None, start: Path = Path(".")) -> Config:

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
+from newsletter.address_syntax import AddressError, normal_address
 from newsletter.errors import PROBLEM_CODES, Problem
 
 
@@ -40,8 +40,8 @@ def _web_url(value: str) -> str:
 
 def _email(value: str) -> str:
     try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
+        return normal_address(value)
+    except AddressError as exc:
         raise _invalid("bad-email", f"'{value}' is not a valid email address: {exc}") from None
 
 

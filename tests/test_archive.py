@@ -237,6 +237,7 @@ def test_json_reports_the_site(runner: CliRunner, project: Path, tmp_path: Path)
     assert json.loads(result.stdout) == {
         "issues": 1,
         "left_out": 0,
+        "rebuilt": 1,
         "out": str(tmp_path / "web"),
         "index": str(tmp_path / "web" / "index.html"),
         "feed": str(tmp_path / "web" / "feed.xml"),

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
-from newsletter.deliver.services import timestamp
+from newsletter.deliver.services import FORMATS, timestamp
 from newsletter.deliver.subscribers import Status, SubscriberStore
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports"
@@ -118,3 +118,10 @@ def test_timestamps_from_every_service() -> None:
     assert timestamp("2024-02-03T04:05:06.000Z") == "2024-02-03T04:05:06+00:00"
     assert timestamp("2024-07-08 09:10:11.000000+02:00") == "2024-07-08T07:10:11+00:00"
     assert timestamp("") is None and timestamp("last Tuesday") is None
+
+
+def test_the_help_names_every_format(runner: CliRunner) -> None:
+    """The option's help is written out (the CLI starts without loading the formats)."""
+    result = runner.invoke(app, ["subscribers", "import", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert all(name in result.stdout for name in FORMATS)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.deliver import db
-from newsletter.deliver.csvfiles import read_subscriber_csv, write_subscriber_csv
+from newsletter.deliver.csvfiles import open_subscriber_csv, write_subscriber_csv
 from newsletter.deliver.subscribers import (
     ImportRow,
     Status,
@@ -19,7 +19,15 @@ from newsletter.deliver.subscribers import (
     check_header_safe,
     normalize_email,
 )
-from newsletter.errors import SubscriberError
+from newsletter.errors import Problem, SubscriberError
+
+
+def read_subscriber_csv(path: Path) -> tuple[list[ImportRow], list[Problem], str]:
+    """The file's rows read to the end, the problems found, the format."""
+    problems: list[Problem] = []
+    rows, kind = open_subscriber_csv(path, None, problems)
+    return list(rows), problems, kind
+
 
 INJECTION = "Eve\r\nBcc: x@evil.example"
 

@@ -1,5 +1,10 @@
 """The `newsletter` command: parses options, calls the library, prints. Nothing else.
 
+Start-up stays fast because the command modules import only Typer and rich at the top: each
+command imports the library modules it uses inside its function, so `newsletter --version`
+or `--help` never loads the build pipeline, the web server or the browser automation
+(tests/test_startup.py keeps it so).
+
 Every command is wrapped in `common.reports_errors`, the one place where a NewsletterError
 becomes `Error: ...` on stderr and an exit code (2 for bad input, 1 for a failure while
 working); `main` turns anything unexpected into one line and exit 1, never a traceback.
@@ -8,6 +13,7 @@ working); `main` turns anything unexpected into one line and exit 1, never a tra
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -31,12 +37,6 @@ from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.cli.inbound import inbound_app
 from newsletter.cli.later import schedule_app
 from newsletter.cli.subscribers import subscribers_app
-from newsletter.compose.build import build_issue, local_preview
-from newsletter.compose.issues import load_issue
-from newsletter.config import load_config
-from newsletter.publish.archive import project_folders
-from newsletter.publish.scaffold import new_issue
-from newsletter.publish.writer import write_build
 
 app = typer.Typer(
     help="Build newsletter issues into responsive HTML email and send them.",
@@ -58,6 +58,9 @@ def new(
     config: ConfigOption = None,
 ) -> None:
     """Create issues/<date>-<slug>/issue.md, a commented template of every field."""
+    from newsletter.config import load_config
+    from newsletter.publish.scaffold import new_issue
+
     settings = load_config(config)
     day = date.date() if date else dt.date.today()
     folder = new_issue(title, settings.root / "issues", settings.root, day)
@@ -79,6 +82,12 @@ def build(
     config: ConfigOption = None,
 ) -> None:
     """Build an issue into index.html, index.txt, index.mjml and images/."""
+    from newsletter.compose.build import build_issue, local_preview
+    from newsletter.compose.issues import load_issue
+    from newsletter.config import load_config
+    from newsletter.publish.archive import project_folders
+    from newsletter.publish.writer import write_build
+
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
     built = build_issue(issue, settings)
@@ -158,6 +167,9 @@ def main_options(
 
 def main() -> None:
     """Entry point of the `newsletter` script; unexpected errors become one line, exit 1."""
+    # pydantic looks for plugins through every installed package's metadata (~40 ms); the
+    # command has none to offer, so it is told not to look unless the user says otherwise.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
     try:
         app()
     except Exception as exc:  # a bug of ours: say so in one line, never a traceback

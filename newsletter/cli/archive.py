@@ -9,17 +9,6 @@ import typer
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.compose.issues import load_issue
-from newsletter.config import load_config
-from newsletter.deliver.db import connect
-from newsletter.deliver.history import sent_issues
-from newsletter.publish.archive import (
-    build_archive,
-    find_issues,
-    project_folders,
-    publishable,
-    write_archive,
-)
 
 
 @reports_errors
@@ -32,25 +21,34 @@ def archive(
     config: ConfigOption = None,
 ) -> None:
     """Write the web archive: a page per sent (or ready, publish: true) issue, index and feed."""
+    from newsletter.config import load_config
+    from newsletter.deliver.db import connect
+    from newsletter.deliver.history import sent_issues
+    from newsletter.publish.archive import find_issues, project_folders, write_archive
+    from newsletter.publish.incremental import build_incrementally, save_record
+
     settings = load_config(config)
-    issues = [load_issue(folder) for folder in find_issues(settings.root)]
+    folders = find_issues(settings.root)
     database = settings.path(settings.database)
     sent = sent_issues(connect(database)) if database.exists() else set()
-    built = build_archive(settings, publishable(issues, sent))
-    site = write_archive(
-        built, out or settings.path(settings.web.site), project_folders(settings.root)
-    )
-    count, index, feed = len(built.entries), site / "index.html", site / "feed.xml"
+    target = out or settings.path(settings.web.site)
+    run = build_incrementally(settings, folders, sent, target)
+    site = write_archive(run.archive, target, project_folders(settings.root), run.unchanged)
+    save_record(site, run)
+    count, index, feed = len(run.archive.entries), site / "index.html", site / "feed.xml"
     if json:
         console.print_json(
-            {"issues": count, "left_out": len(issues) - count, "out": str(site),
-             "index": str(index), "feed": str(feed)}
+            {"issues": count, "left_out": len(folders) - count, "rebuilt": run.rebuilt,
+             "out": str(site), "index": str(index), "feed": str(feed)}
         )  # fmt: skip
         return
-    console.out.print(f"Archived {count} {'issue' if count == 1 else 'issues'} into {site}")
-    if len(issues) > count:
+    console.out.print(
+        f"Archived {count} {'issue' if count == 1 else 'issues'} into {site} "
+        f"({run.rebuilt} built, {count - run.rebuilt} unchanged)"
+    )
+    if len(folders) > count:
         console.out.print(
-            f"  left out: {len(issues) - count} (drafts, and issues neither sent nor marked "
+            f"  left out: {len(folders) - count} (drafts, and issues neither sent nor marked "
             "'publish: true')"
         )
     console.out.print(f"  index: {index}  (publish the folder at base_url)")

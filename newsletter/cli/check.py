@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from newsletter.checks import CheckReport, Level, load_config_for_check, plural, run_check
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.cli.send import IssueArgument
 
-_COLOURS = {Level.ERROR: "red", Level.WARNING: "yellow"}
+if TYPE_CHECKING:  # the checks load when the command runs, for a fast start-up
+    from newsletter.checks import CheckReport
+
+_COLOURS = {"error": "red", "warning": "yellow"}  # by Level, a StrEnum
 
 
 def _print(report: CheckReport) -> None:
+    from newsletter.checks import plural
+
     for finding in report.findings:
         colour = _COLOURS[finding.level]
         console.out.print(
@@ -57,6 +61,8 @@ def check(
     config: ConfigOption = None,
 ) -> None:
     """Check an issue before sending: errors (exit 1) and warnings, each with what to do."""
+    from newsletter.checks import load_config_for_check, run_check
+
     settings, config_findings = load_config_for_check(config, issue_dir)
     report = run_check(
         issue_dir, settings, spam=spam, render=render, config_findings=config_findings

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.markup import escape
 
 from newsletter.cli import console
-from newsletter.compose.build import BuiltIssue
-from newsletter.compose.mergetags import fill
-from newsletter.config import Config
-from newsletter.deliver.db import connect
-from newsletter.deliver.ledger import Ledger
-from newsletter.deliver.message import Recipient, copy_values
-from newsletter.deliver.segments import Segment
 from newsletter.errors import InputError, Problem
 
+if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
+    from newsletter.compose.build import BuiltIssue
+    from newsletter.config import Config
+    from newsletter.deliver.message import Recipient
+    from newsletter.deliver.segments import Segment
+
 #: Who the prompt fills merge tags for when nobody is pending.
-NOBODY = Recipient("reader@example.com", "", "")
+NOBODY = "reader@example.com"
 
 
 def prompt_lines(
@@ -24,6 +25,9 @@ def prompt_lines(
     transport: str,
 ) -> list[str]:  # fmt: skip
     """The lines shown before asking: subject and preheader filled for `sample`, and the rest."""
+    from newsletter.compose.mergetags import fill
+    from newsletter.deliver.message import copy_values
+
     values = copy_values(sample, "…", config.base_url, built.web_url)
     return [
         f"Subject:    {fill(built.subject, values)}",
@@ -39,6 +43,10 @@ def confirm_send(
     config: Config, built: BuiltIssue, segment: Segment, uncertain: bool, transport: str
 ) -> None:
     """Show what is about to go out and ask; exit 1 on no, InputError without a terminal."""
+    from newsletter.deliver.db import connect
+    from newsletter.deliver.ledger import Ledger
+    from newsletter.deliver.message import Recipient
+
     if not console.interactive():
         raise InputError(Problem("no terminal to confirm on; add --yes to send", code="bad-option"))
     ledger = Ledger(connect(config.path(config.database)), built.slug)
@@ -47,7 +55,7 @@ def confirm_send(
     sample = (
         Recipient(first.email, first.first_name, first.last_name, first.subscriber_id)
         if first
-        else NOBODY
+        else Recipient(NOBODY)
     )
     for line in prompt_lines(config, built, segment, count, sample, transport):
         console.err.print(escape(line))

@@ -9,13 +9,10 @@ from rich.markup import escape
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.config import load_config
-from newsletter.doctor import Level, run_doctor
-from newsletter.doctor.net import make_resolver
 
 #: Ask this DNS server (ADDRESS[:PORT]) instead of the system's, e.g. a local test server.
 DNS_VARIABLE = "NEWSLETTER_DNS"
-_STYLE = {Level.PASS: "[green]pass[/]", Level.WARN: "[yellow]warn[/]", Level.FAIL: "[red]fail[/]"}
+_STYLE = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]"}  # by Level
 
 
 @reports_errors
@@ -25,6 +22,10 @@ def doctor(json: JsonOption = False, config: ConfigOption = None) -> None:
 
     DNS questions go to the system's resolver, or to $NEWSLETTER_DNS (ADDRESS[:PORT]).
     """
+    from newsletter.config import load_config
+    from newsletter.doctor import Level, run_doctor
+    from newsletter.doctor.net import make_resolver
+
     settings = load_config(config)
     resolver = make_resolver(os.environ.get(DNS_VARIABLE) or None)
     results = run_doctor(settings, resolver=resolver)

@@ -10,8 +10,6 @@ from rich.markup import escape
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, reports_errors
-from newsletter.config import load_config
-from newsletter.web.embed import embed_snippet
 
 
 @reports_errors
@@ -22,6 +20,9 @@ def embed(
     config: ConfigOption = None,
 ) -> None:
     """Print an HTML sign-up form (double opt-in through `serve`) for another website."""
+    from newsletter.config import load_config
+    from newsletter.web.embed import embed_snippet
+
     settings = load_config(config)
     sys.stdout.write(embed_snippet(settings, script))
     if not settings.web.embed_origins:

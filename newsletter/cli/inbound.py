@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 from rich.markup import escape
@@ -16,13 +16,12 @@ from rich.table import Table
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.config import Config, load_config
-from newsletter.deliver.feedback import Applied, Feedback, feedback_for
-from newsletter.deliver.subscribers import SubscriberStore
-from newsletter.deliver.tokens import signer_for
 from newsletter.errors import ConfigError, Problem
-from newsletter.inbound.classify import classify, decision_json
-from newsletter.inbound.sources import ImapMailbox, ImapSettings, read_path
+
+if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
+    from newsletter.config import Config
+    from newsletter.deliver.feedback import Applied, Feedback
+    from newsletter.deliver.subscribers import SubscriberStore
 
 
 class Stoppable(Protocol):
@@ -39,6 +38,9 @@ inbound_app = typer.Typer(
 
 
 def _feedback(config: Config, store: SubscriberStore) -> Feedback:
+    from newsletter.deliver.feedback import feedback_for
+    from newsletter.deliver.tokens import signer_for
+
     return feedback_for(store, config, signer_for(config))
 
 
@@ -60,6 +62,11 @@ def import_(
     config: ConfigOption = None,
 ) -> None:
     """Take in the messages of a Maildir or mbox (nothing in it is changed or deleted)."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+    from newsletter.inbound.classify import classify, decision_json
+    from newsletter.inbound.sources import read_path
+
     settings = load_config(config)
     if dry_run and json:  # a JSON object per line, decided without the database
         for message in read_path(path):
@@ -86,6 +93,10 @@ def import_(
 def fetch(json: JsonOption = False, config: ConfigOption = None) -> None:
     """Take in the messages of the configured IMAP mailbox; handled ones are moved to a
     folder, unrecognised ones set aside, none deleted."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+    from newsletter.inbound.sources import ImapMailbox, ImapSettings
+
     settings = load_config(config)
     inbound = settings.inbound
     if not inbound.imap_host or not inbound.imap_username:
@@ -120,6 +131,8 @@ def fetch(json: JsonOption = False, config: ConfigOption = None) -> None:
 @reports_errors
 def listen(config: ConfigOption = None) -> None:
     """Receive the bounce domain's mail over LMTP on loopback until Ctrl-C or SIGTERM."""
+    from newsletter.config import load_config
+
     settings = load_config(config)
     stop = threading.Event()
     server = start_listener(settings)
@@ -137,6 +150,7 @@ def listen(config: ConfigOption = None) -> None:
 def start_listener(settings: Config) -> Stoppable:
     """The project's LMTP (or SMTP) listener, started; a port it cannot take is a ConfigError."""
     from newsletter.deliver.feedback import store_handler
+    from newsletter.deliver.tokens import signer_for
     from newsletter.inbound.listener import listening
 
     inbound = settings.inbound
@@ -162,6 +176,9 @@ def list_(
     config: ConfigOption = None,
 ) -> None:
     """The latest inbound events: what each was, whom it matched, what was done."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+
     settings = load_config(config)
     with SubscriberStore.open(settings.path(settings.database)) as store:
         rows = [dict(row) for row in store.conn.execute(
@@ -187,6 +204,9 @@ def list_(
 def show(event: Annotated[int, typer.Argument(help="The event's id.")], json: JsonOption = False,
          config: ConfigOption = None) -> None:  # fmt: skip
     """One event in full: the decision, why, and the raw message."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+
     settings = load_config(config)
     with SubscriberStore.open(settings.path(settings.database)) as store:
         row = store.conn.execute("SELECT * FROM inbound_events WHERE id = ?", (event,)).fetchone()
@@ -210,6 +230,9 @@ def show(event: Annotated[int, typer.Argument(help="The event's id.")], json: Js
 def undo(event: Annotated[int, typer.Argument(help="The event's id.")],
          config: ConfigOption = None) -> None:  # fmt: skip
     """Put the reader back as they were before this event changed them."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+
     settings = load_config(config)
     with SubscriberStore.open(settings.path(settings.database)) as store:
         applied = _feedback(settings, store).undo(event)

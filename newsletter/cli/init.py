@@ -11,7 +11,6 @@ import typer
 from newsletter.cli import console
 from newsletter.cli.common import reports_errors
 from newsletter.errors import InputError, Problem
-from newsletter.publish.project import Answers, init_project
 
 _QUESTIONS = {
     "name": "Name of the newsletter",
@@ -40,6 +39,8 @@ def init(
     timezone: Annotated[str, typer.Option(help="Time zone of send --at times.")] = "UTC",
 ) -> None:
     """Create a newsletter project: newsletter.toml, a first issue, templates/, assets/."""
+    from newsletter.publish.project import Answers, init_project
+
     answers = _ask(
         {"name": name, "sender": sender, "base_url": base_url, "postal_address": postal_address}
     )

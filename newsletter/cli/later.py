@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from newsletter.checks.urls import published_urls, unreachable
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.compose.build import BuiltIssue
-from newsletter.compose.models import Issue
-from newsletter.config import Config, load_config
-from newsletter.deliver.db import connect
-from newsletter.deliver.schedule import Scheduled, ScheduleStore, parse_local_time
-from newsletter.deliver.worker import utc_clock
+
+if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
+    from newsletter.compose.build import BuiltIssue
+    from newsletter.compose.models import Issue
+    from newsletter.config import Config
+    from newsletter.deliver.schedule import Scheduled, ScheduleStore
 
 schedule_app = typer.Typer(help="Sends scheduled with send --at: list them, cancel one.")
 
 
 def _store(config: Config) -> ScheduleStore:
+    from newsletter.deliver.db import connect
+    from newsletter.deliver.schedule import ScheduleStore
+
     return ScheduleStore(connect(config.path(config.database)))
 
 
@@ -35,6 +37,8 @@ def _relative(config: Config, folder: Path) -> str:
 
 def due_time(config: Config, at: str, tz: str | None) -> tuple[dt.datetime, str]:
     """The time `--at` names, in the zone of `--tz` or the config, and that zone's name."""
+    from newsletter.deliver.schedule import parse_local_time
+
     zone = tz or config.schedule.timezone
     return parse_local_time(at, zone), zone
 
@@ -60,6 +64,8 @@ def schedule_send(
 
 def warn_unpublished(config: Config, built: BuiltIssue) -> None:
     """Warn (only) about published files that do not answer yet: they may be by the due time."""
+    from newsletter.checks.urls import published_urls, unreachable
+
     missing = unreachable(published_urls(built.html, config.base_url))
     if missing:
         console.warning(
@@ -88,6 +94,7 @@ def list_schedules(
     config: ConfigOption = None,
 ) -> None:
     """The scheduled sends, soonest first."""
+    from newsletter.config import load_config
     from newsletter.deliver.segments import Segment
 
     rows = _store(load_config(config)).listing(every=every)
@@ -111,5 +118,8 @@ def cancel(
     config: ConfigOption = None,
 ) -> None:
     """Cancel a scheduled send that has not started."""
+    from newsletter.config import load_config
+    from newsletter.deliver.worker import utc_clock
+
     row = _store(load_config(config)).cancel(schedule_id, utc_clock())
     console.out.print(f"Cancelled schedule {row.id} ({escape(row.issue)}).")

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.markup import escape
 from rich.table import Table
 
 from newsletter.cli import console
-from newsletter.compose.issues import load_issue
-from newsletter.config import Config
-from newsletter.deliver.db import connect
-from newsletter.deliver.history import states
 from newsletter.errors import InputError
-from newsletter.publish.archive import find_issues
+
+if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
+    from newsletter.config import Config
 
 
 def issue_statuses(config: Config) -> dict[str, str]:
     """Each issue folder's front-matter status (`unreadable` if it cannot be loaded)."""
+    from newsletter.compose.issues import load_issue
+    from newsletter.publish.archive import find_issues
+
     statuses: dict[str, str] = {}
     for folder in find_issues(config.root):
         try:
@@ -27,6 +30,9 @@ def issue_statuses(config: Config) -> dict[str, str]:
 
 def print_overview(config: Config, as_json: bool) -> None:
     """List every issue with its state: draft, ready, scheduled for …, sending, sent on … to N."""
+    from newsletter.deliver.db import connect
+    from newsletter.deliver.history import states
+
     rows = states(connect(config.path(config.database)), issue_statuses(config))
     if as_json:
         console.print_json([{"issue": slug, "state": state} for slug, state in rows.items()])

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import webbrowser
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from newsletter.browser import screenshots
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, reports_errors
-from newsletter.compose.build import build_issue, local_preview
-from newsletter.compose.issues import load_issue
-from newsletter.config import load_config
-from newsletter.publish.writer import write_build
-from newsletter.web.preview import PreviewSession, create_app, listening_socket
-from newsletter.web.server import uvicorn_config
 
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
 
@@ -34,6 +25,14 @@ def preview(
     config: ConfigOption = None,
 ) -> None:
     """Serve a live preview on 127.0.0.1: desktop and phone side by side, text, findings."""
+    import webbrowser
+
+    import uvicorn
+
+    from newsletter.config import load_config
+    from newsletter.web.preview import PreviewSession, create_app, listening_socket
+    from newsletter.web.server import uvicorn_config
+
     load_config(config, start=issue_dir)  # fail early, with the usual message, on a bad config
     sock = listening_socket(port)
     bound = int(sock.getsockname()[1])
@@ -60,6 +59,12 @@ def screenshot(
     config: ConfigOption = None,
 ) -> None:
     """PNG screenshots of the email at 375 px and 650 px wide, in headless Chromium."""
+    from newsletter.browser import screenshots
+    from newsletter.compose.build import build_issue, local_preview
+    from newsletter.compose.issues import load_issue
+    from newsletter.config import load_config
+    from newsletter.publish.writer import write_build
+
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
     built = build_issue(issue, settings)

@@ -10,9 +10,7 @@ from rich.markup import escape
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, reports_errors
-from newsletter.config import load_config
 from newsletter.errors import ConfigError, InputError, Problem
-from newsletter.publish.destination import copy_site, run_command
 
 
 @reports_errors
@@ -23,6 +21,9 @@ def publish(
     config: ConfigOption = None,
 ) -> None:
     """Copy the site written by `newsletter archive` to its destination, readable by a server."""
+    from newsletter.config import load_config
+    from newsletter.publish.destination import copy_site, run_command
+
     settings = load_config(config)
     site = settings.path(settings.web.site)
     if not (site / "index.html").is_file():

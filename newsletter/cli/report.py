@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from newsletter.analytics.figures import IssueReport, ListReport, issue_report, list_report
-from newsletter.analytics.page import report_page
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.config import load_config
-from newsletter.deliver.db import connect
 from newsletter.errors import InputError, Problem
+
+if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
+    from newsletter.analytics.figures import IssueReport, ListReport
 
 
 def _slug(issue: Path) -> str:
@@ -67,6 +66,11 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """How an issue did: delivery, bounces, complaints, unsubscribes, clicks (never per reader)."""
+    from newsletter.analytics.figures import issue_report, list_report
+    from newsletter.analytics.page import report_page
+    from newsletter.config import load_config
+    from newsletter.deliver.db import connect
+
     settings = load_config(config, start=issue if issue and issue.is_dir() else Path("."))
     conn = connect(settings.path(settings.database))
     try:

@@ -9,30 +9,23 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from newsletter.checks.gate import needs_url_check, send_gate, url_gate
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.cli.confirm import confirm_send
 from newsletter.cli.later import due_time, schedule_send, warn_unpublished
 from newsletter.cli.overview import print_overview
-from newsletter.compose.issues import load_issue
-from newsletter.config import load_config
-from newsletter.deliver.campaign import Campaign, DryRunReport, SendOptions, TestSendReport
-from newsletter.deliver.db import connect
-from newsletter.deliver.history import overrides, record_override
-from newsletter.deliver.ledger import Ledger
-from newsletter.deliver.sender import SendReport
-from newsletter.deliver.subscribers import Status, SubscriberStore
-from newsletter.deliver.tokens import signer_for, token_from
-from newsletter.deliver.worker import utc_clock
 from newsletter.errors import InputError, Problem
+
+if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
+    from newsletter.deliver.campaign import Campaign, DryRunReport, TestSendReport
+    from newsletter.deliver.sender import SendReport
 
 IssueArgument = Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")]
 
@@ -234,6 +227,13 @@ def send(
     config: ConfigOption = None,
 ) -> None:
     """Send an issue to every active subscriber who has not had it yet."""
+    from newsletter.checks.gate import needs_url_check, send_gate, url_gate
+    from newsletter.compose.issues import load_issue
+    from newsletter.config import load_config
+    from newsletter.deliver.campaign import Campaign, SendOptions
+    from newsletter.deliver.history import record_override
+    from newsletter.deliver.worker import utc_clock
+
     asked = utc_clock()  # a time given with --at must be later than when the command ran
     settings = load_config(config, start=issue_dir)
     if at is not None and (dry_run or test):
@@ -312,7 +312,11 @@ def status(
 ) -> None:
     """Every issue's state; with an issue, its delivery ledger (counts and problems) and what
     came back about it (bounces, complaints, policy rejections, mail unsubscribes)."""
+    from newsletter.config import load_config
+    from newsletter.deliver.db import connect
     from newsletter.deliver.feedback import issue_feedback
+    from newsletter.deliver.history import overrides
+    from newsletter.deliver.ledger import Ledger
 
     if issue_dir is None:
         print_overview(load_config(config), json)
@@ -359,6 +363,10 @@ def unsubscribe(
     config: ConfigOption = None,
 ) -> None:
     """Apply an unsubscribe link (as the web endpoint would)."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import Status, SubscriberStore
+    from newsletter.deliver.tokens import signer_for, token_from
+
     settings = load_config(config)
     owner = signer_for(settings).read_subscriber_token(token_from(link))
     store = SubscriberStore.open(settings.path(settings.database))

@@ -6,17 +6,10 @@ import threading
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, reports_errors
 from newsletter.cli.worker import start_worker
-from newsletter.config import load_config
-from newsletter.deliver.db import connect
-from newsletter.deliver.keycheck import check_signing_key
-from newsletter.deliver.tokens import key_source, signer_for
-from newsletter.web.app import create_app
-from newsletter.web.server import uvicorn_config
 
 #: How long `serve` waits for the worker to finish a send it started when stopping.
 WORKER_STOP_SECONDS = 30.0
@@ -36,7 +29,15 @@ def serve(
 ) -> None:
     """Serve sign-up (double opt-in), one-click unsubscribe, preferences and the archive; with
     [inbound] listen = true, also take bounces over LMTP (newsletter inbound listen)."""
+    import uvicorn
+
     from newsletter.cli.inbound import start_listener
+    from newsletter.config import load_config
+    from newsletter.deliver.db import connect
+    from newsletter.deliver.keycheck import check_signing_key
+    from newsletter.deliver.tokens import key_source, signer_for
+    from newsletter.web.app import create_app
+    from newsletter.web.server import uvicorn_config
 
     settings = load_config(config)
     signer = signer_for(settings)

@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,11 +14,12 @@ from rich.table import Table
 
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
-from newsletter.config import Config, load_config
-from newsletter.deliver.csvfiles import read_subscriber_csv, write_subscriber_csv
-from newsletter.deliver.services import FORMATS
-from newsletter.deliver.subscribers import Status, SubscriberStore
-from newsletter.errors import InputError, Problem, SubscriberError
+from newsletter.deliver.status import Status
+from newsletter.errors import InputError, Problem
+
+if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
+    from newsletter.config import Config
+    from newsletter.deliver.subscribers import SubscriberStore
 
 subscribers_app = typer.Typer(
     help="Manage the subscriber list: import a CSV, add, remove, unsubscribe, list, export.",
@@ -35,6 +36,9 @@ EmailArgument = Annotated[str, typer.Argument(help="The subscriber's email addre
 
 
 def _store(config: Path | None) -> SubscriberStore:
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+
     settings = load_config(config)
     return SubscriberStore.open(settings.path(settings.database))
 
@@ -47,7 +51,8 @@ def import_(
         str | None,
         typer.Option(
             "--format",
-            help=f"The export's format: {', '.join(FORMATS)} (default: recognised).",
+            help="The export's format: mailchimp, substack, buttondown, listmonk or generic "
+            "(default: recognised from the header).",
         ),
     ] = None,
     dry_run: Annotated[
@@ -65,6 +70,9 @@ def import_(
     unsubscribed or bounced here. Bad rows are reported with their line and skipped; the
     rest is imported in one transaction.
     """
+    from newsletter.deliver.csvfiles import open_subscriber_csv
+    from newsletter.deliver.services import FORMATS
+
     if format is not None and format not in FORMATS:
         known = ", ".join(FORMATS)
         raise InputError(
@@ -74,7 +82,8 @@ def import_(
                 code="bad-option",
             )
         )
-    rows, problems, kind = read_subscriber_csv(file, format)
+    problems: list[Problem] = []  # the file's bad rows, found while the good ones stream in
+    rows, kind = open_subscriber_csv(file, format, problems)
     with _store(config) as store:
         report = store.import_rows(rows, source=f"import:{file.name}", dry_run=dry_run)
     skipped = report.skipped + len(problems)  # each bad row in the file is one problem
@@ -126,6 +135,9 @@ def add(
     config: ConfigOption = None,
 ) -> None:
     """Add a subscriber (active), or update one; people who opted out are refused."""
+    from newsletter.config import load_config
+    from newsletter.deliver.subscribers import SubscriberStore
+
     settings = load_config(config)
     if welcome and settings.welcome.issue is None:
         raise InputError(
@@ -166,6 +178,7 @@ def erase(
     config: ConfigOption = None,
 ) -> None:
     """Erase a person and everything held about them; a keyed hash keeps them off the list."""
+
     with _store(config) as store:
         if store.erase(email, source="cli", reason=reason) is None:
             raise SubscriberError(
@@ -184,6 +197,7 @@ subscribers_app.command("remove", help="Same as erase.")(erase)
 @reports_errors
 def show(email: EmailArgument, as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """Everything held about one person: fields, tags, attributes, history, deliveries."""
+
     with _store(config) as store:
         person = store.person(email)
     if person is None:
@@ -314,6 +328,8 @@ def export(
     config: ConfigOption = None,
 ) -> None:
     """Write subscribers as CSV (import reads it back): email, names, tags, status, attributes."""
+    from newsletter.deliver.csvfiles import write_subscriber_csv
+
     with _store(config) as store:
         if out is None:
             write_subscriber_csv(store.iter(status, tag), sys.stdout)

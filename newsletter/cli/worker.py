@@ -5,20 +5,18 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from newsletter.checks.gate import needs_url_check, send_gate, url_gate
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, reports_errors
-from newsletter.config import Config, load_config
-from newsletter.deliver.campaign import Campaign, SendOptions
-from newsletter.deliver.history import record_override
-from newsletter.deliver.schedule import Scheduled
-from newsletter.deliver.sender import SendReport
-from newsletter.deliver.worker import Worker
+
+if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
+    from newsletter.config import Config
+    from newsletter.deliver.schedule import Scheduled
+    from newsletter.deliver.sender import SendReport
 
 
 def send_scheduled(config: Config, issue_dir: Path, row: Scheduled) -> SendReport:
@@ -26,6 +24,9 @@ def send_scheduled(config: Config, issue_dir: Path, row: Scheduled) -> SendRepor
 
     The one place the worker sends through; the gate stays in front of whatever sends.
     """
+    from newsletter.checks.gate import needs_url_check, send_gate, url_gate
+    from newsletter.deliver.campaign import Campaign, SendOptions
+    from newsletter.deliver.history import record_override
     from newsletter.deliver.segments import Segment
 
     overridden = send_gate(issue_dir, config, force=row.force)
@@ -44,6 +45,8 @@ def _print(line: str) -> None:
 
 def start_worker(config: Config, stop: threading.Event) -> threading.Thread:
     """Run the worker in a thread until `stop` is set (for `serve`)."""
+    from newsletter.deliver.worker import Worker
+
     thread = threading.Thread(
         target=Worker(config, send_scheduled, report=_print).run,
         args=(stop,),
@@ -60,6 +63,9 @@ def worker(
     config: ConfigOption = None,
 ) -> None:
     """Send scheduled issues when they are due; runs until stopped (Ctrl-C or SIGTERM)."""
+    from newsletter.config import load_config
+    from newsletter.deliver.worker import Worker
+
     settings = load_config(config)
     runner = Worker(settings, send_scheduled, report=_print)
     if once:

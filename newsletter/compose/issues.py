@@ -17,31 +17,6 @@ ISSUE_FILE = "issue.md"
 MAX_ISSUE_BYTES = 1_000_000  # an issue is read whole; a megabyte of Markdown is a book
 
 
-class _AliasRefused(yaml.MarkedYAMLError):
-    """The front matter uses an alias (`*name`)."""
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML's safe loader without aliases, leaving dates as text.
-
-    Aliases are refused: a few bytes of `&a [*a, *a]` nest into billions of nodes (the
-    "billion laughs"), and front matter never needs them. Dates stay text so the model reads
-    them, and a wrong one such as 2026-13-24 is reported on its field instead of failing
-    inside YAML."""
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-            raise _AliasRefused(problem="alias", problem_mark=mark)
-        return super().compose_node(parent, index)
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def _split(text: str, path: Path) -> tuple[str, str, int]:
     """Front matter, body, and the line the body starts on."""
     lines = text.splitlines(keepends=True)
@@ -62,6 +37,48 @@ def _split(text: str, path: Path) -> tuple[str, str, int]:
             "front matter is not closed: add a '---' line after it", path, 1, code="yaml-syntax"
         )
     )
+
+
+class _AliasRefused(Exception):
+    """The front matter uses an alias (`*name`) on this line (0-based, of the front matter)."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+#: libyaml's parser where PyYAML was built with it (several times faster), else PyYAML's own.
+_Parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Parser):  # type: ignore[misc,valid-type]
+    """YAML's safe loader leaving dates as text: the model reads them, and a wrong one such as
+    2026-13-24 is reported on its field instead of failing inside YAML."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _refuse_aliases(text: str) -> None:
+    """Aliases are refused: a few bytes of `&a [*a, *a]` nest into billions of nodes (the
+    "billion laughs"), and front matter never needs them. The event scan is cheap."""
+    for event in yaml.parse(text, Loader=_Parser):
+        if isinstance(event, yaml.AliasEvent):
+            raise _AliasRefused(event.start_mark.line if event.start_mark else 0)
+
+
+def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """The front matter's data and its node tree (for line numbers), from one parse."""
+    _refuse_aliases(text)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return (None if node is None else loader.construct_document(node)), node
+    finally:
+        loader.dispose()
 
 
 def _node_lines(node: yaml.Node | None, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
@@ -116,14 +133,13 @@ def parse_issue(text: str, source: Path) -> Issue:
     """Parse the text of an issue.md; raise IssueError naming every problem found."""
     head, body, body_line = _split(text, source)
     try:
-        data = yaml.load(head, Loader=_Loader) or {}
+        data, node = _parse_yaml(head)
     except _AliasRefused as exc:
-        line = exc.problem_mark.line + 2 if exc.problem_mark else None
         raise UnreadableIssueError(
             Problem(
                 "YAML aliases (*name) are not allowed here; write the value out",
                 source,
-                line,
+                exc.line + 2,
                 code="yaml-syntax",
             )
         ) from None
@@ -139,6 +155,7 @@ def parse_issue(text: str, source: Path) -> Issue:
                 code="yaml-syntax",
             )
         ) from None
+    data = data or {}
     if not isinstance(data, dict):
         raise UnreadableIssueError(
             Problem("front matter must be a mapping of field: value", source, 2, code="yaml-syntax")
@@ -146,7 +163,7 @@ def parse_issue(text: str, source: Path) -> Issue:
     try:
         front = FrontMatter(**data)
     except ValidationError as exc:
-        lines = _node_lines(yaml.compose(head, Loader=_Loader))
+        lines = _node_lines(node)
 
         def line_for(loc: tuple[str | int, ...]) -> int | None:
             while loc not in lines and loc:
@@ -154,8 +171,7 @@ def parse_issue(text: str, source: Path) -> Issue:
             return lines.get(loc, 0) + 1
 
         raise IssueError(*problems_from(exc, source, _known_fields, line_for)) from None
-    node = yaml.compose(head, Loader=_Loader)
-    lines = _node_lines(node) if node else {}
+    lines = _node_lines(node)
     for loc, value in _strings(data):
         _check_merge_tags(value, source, lines.get(loc, 0) + 1, ".".join(map(str, loc)))
     _check_merge_tags(body, source, body_line, None)

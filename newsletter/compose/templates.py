@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from jinja2 import (
+    BytecodeCache,
     ChoiceLoader,
     Environment,
+    FileSystemBytecodeCache,
     FileSystemLoader,
     StrictUndefined,
     TemplateNotFound,
@@ -16,6 +19,7 @@ from jinja2 import (
     UndefinedError,
     select_autoescape,
 )
+from jinja2.bccache import Bucket
 
 from newsletter.errors import Problem, TemplateError
 
@@ -34,6 +38,23 @@ def template_dirs(project_root: Path | None) -> list[Path]:
     return list(unique)
 
 
+class _CompiledTemplates(FileSystemBytecodeCache):
+    """Jinja2's cache of compiled templates in its per-user temporary folder (keyed by each
+    template's source, so an edit is seen at once); failing to write it only costs time."""
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _compiled_templates() -> BytecodeCache | None:
+    """The cache of compiled templates (saving ~20 ms a build), None where no safe folder is."""
+    try:
+        return _CompiledTemplates()
+    except (OSError, RuntimeError):  # RuntimeError: Jinja2 found no safe temporary folder
+        return None
+
+
 def make_environment(project_root: Path | None) -> Environment:
     """A Jinja2 environment over the template folders (only the defaults without a project),
     autoescaping MJML and HTML."""
@@ -44,6 +65,7 @@ def make_environment(project_root: Path | None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        bytecode_cache=_compiled_templates(),
     )
 
 

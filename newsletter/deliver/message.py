@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
-import dkim
 from slugify import slugify
 
 from newsletter.analytics.links import LinkSigner, add_open_pixel, track_links
@@ -32,9 +31,10 @@ from newsletter.compose.build import BuiltIssue
 from newsletter.compose.mergetags import MergeTemplate
 from newsletter.config import Config, read_dkim_key
 from newsletter.deliver.addresses import ascii_domain, mailto
+from newsletter.deliver.dkimsign import SigningKey, load_signing_key, signature_header
 from newsletter.deliver.headers import CRLF, address_header, header_line, named_header
 from newsletter.deliver.tokens import Signer
-from newsletter.errors import HeaderInjectionError, Problem
+from newsletter.errors import ConfigError, HeaderInjectionError, Problem
 from newsletter.inbound.verp import HEADER, DeliveryTokens, verp_address
 from newsletter.validation import unsafe_for_header
 
@@ -84,12 +84,21 @@ class _EncodedPart:
 
 @dataclass(frozen=True)
 class DkimKey:
-    """What DKIM signing needs: selector, signing domain, private key and its algorithm."""
+    """What DKIM signing needs: selector, signing domain and the private key (RSA in PEM, or
+    Ed25519 in PEM or as dkimpy's base64 seed, for RFC 8463 signatures). A key that cannot
+    sign is a ConfigError at once."""
 
     selector: str
     domain: str
     private_key: bytes
-    algorithm: bytes = b"rsa-sha256"
+
+    def __post_init__(self) -> None:
+        try:
+            key = load_signing_key(self.private_key)
+        except ValueError as exc:
+            problem = Problem(f"the DKIM key is {exc}", field="dkim.key_file", code="bad-dkim-key")
+            raise ConfigError(problem) from None
+        object.__setattr__(self, "_key", key)
 
     _HEADERS = (
         b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
@@ -103,19 +112,13 @@ class DkimKey:
         if config.dkim is None or key is None:
             return None
         domain = config.dkim.domain or config.sender_domain
-        return cls(config.dkim.selector, domain, *key)
+        return cls(config.dkim.selector, domain, key)
 
     def sign(self, data: bytes) -> bytes:
-        """`data` with a DKIM-Signature header in front (relaxed/simple canonicalisation)."""
-        signature = dkim.sign(
-            data,
-            self.selector.encode(),
-            ascii_domain(self.domain).encode(),
-            self.private_key,
-            signature_algorithm=self.algorithm,
-            include_headers=list(self._HEADERS),
-        )
-        return bytes(signature) + data
+        """`data` with a DKIM-Signature header in front (relaxed/simple, rsa- or ed25519-sha256)."""
+        key: SigningKey = self._key  # type: ignore[attr-defined]
+        selector, domain = self.selector.encode(), ascii_domain(self.domain).encode()
+        return signature_header(data, selector, domain, key, self._HEADERS) + data
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ _TAG_SPLIT = re.compile(r"[,|]")
 GENERIC_COLUMNS = frozenset(
     {"email", "first_name", "last_name", "tags", "status", "status_changed_at", "attributes"}
 )
+_GENERIC_KNOWN = GENERIC_COLUMNS | {""}  # "" is a column without a header: left out
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ def _attributes_cell(cell: str) -> dict[str, str]:
 
 
 def _status_cell(cell: str) -> Status:
+    if not cell:
+        return Status.ACTIVE
     try:
         return Status(cell.strip().lower() or Status.ACTIVE)
     except ValueError:
@@ -101,19 +104,19 @@ def _status_cell(cell: str) -> Status:
 
 
 def _generic(line: int, cells: Cells) -> ImportRow:
+    """Our own columns; the row comes back validated (this is the bulk path: one step)."""
     attributes = _attributes_cell(cells["attributes"]) if cells.get("attributes") else {}
-    attributes.update(
-        (name, cell.strip()) for name, cell in cells.items() if name and name not in GENERIC_COLUMNS
-    )
+    for name in cells.keys() - _GENERIC_KNOWN:  # any other column is an attribute
+        attributes[name] = cells[name].strip()
     status = _status_cell(cells.get("status", ""))
-    return ImportRow(
-        line=line,
-        email=_require_email(cells),
-        first_name=cells.get("first_name", ""),
-        last_name=cells.get("last_name", ""),
-        tags=tuple(_TAG_SPLIT.split(cells.get("tags", ""))),
-        attributes=attributes,
-        status=status,
+    return ImportRow.checked_row(
+        line,
+        _require_email(cells),
+        cells.get("first_name", ""),
+        cells.get("last_name", ""),
+        _TAG_SPLIT.split(cells.get("tags", "")),
+        attributes,
+        status,
         status_at=timestamp(cells.get("status_changed_at", ""))
         if status != Status.ACTIVE
         else None,

@@ -9,32 +9,22 @@ back; `remove` erases a person and everything recorded about them.
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
+from newsletter.address_syntax import AddressError, normal_address
 from newsletter.deliver import db, suppression
+from newsletter.deliver.status import Status as Status  # its home for the other modules
 from newsletter.errors import Problem, SubscriberError
 from newsletter.validation import unsafe_for_header
-
-
-class Status(StrEnum):
-    """Where a subscriber stands; only active ones are sent to."""
-
-    ACTIVE = "active"
-    PENDING = "pending"
-    UNSUBSCRIBED = "unsubscribed"
-    BOUNCED = "bounced"
-    COMPLAINED = "complained"
-
 
 #: Statuses that mean "do not mail again": neither `add` nor an import revives them.
 OPTED_OUT = frozenset({Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED})
@@ -46,6 +36,9 @@ _OPTED_OUT_HOW = {
 #: Control characters (Unicode category Cc) and the line and paragraph separators.
 #: Characters that separate tags in a CSV cell, so a tag may not contain them.
 TAG_SEPARATORS = ",|"
+_TAG_SEPARATOR = re.compile(f"[{re.escape(TAG_SEPARATORS)}]")
+#: Attributes as stored: JSON, keys sorted (one encoder, made once: json.dumps makes one a call).
+_attributes_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 @dataclass(frozen=True)
@@ -88,18 +81,48 @@ class ImportRow:
     status: Status = Status.ACTIVE
     status_reason: str = ""
     status_at: str | None = None
+    #: True for a row made by `checked_row`: validating it again returns it as it is.
+    checked: bool = field(default=False, compare=False, repr=False)
+
+    @classmethod
+    def checked_row(
+        cls,
+        line: int,
+        email: str,
+        first_name: str = "",
+        last_name: str = "",
+        tags: Iterable[str] = (),
+        attributes: Mapping[str, str] | None = None,
+        status: Status | str = Status.ACTIVE,
+        status_reason: str = "",
+        status_at: str | None = None,
+    ) -> ImportRow:
+        """A validated row: the address normalised, the names and tags checked and stripped."""
+        email = normalize_email(email)
+        if unsafe_for_header(first_name + last_name):  # one search for both, as a rule
+            check_header_safe(first_name, "first_name")
+            check_header_safe(last_name, "last_name")
+        return cls(
+            line,
+            email,
+            first_name.strip(),
+            last_name.strip(),
+            _clean_tags(tags),
+            {str(key): str(value) for key, value in attributes.items()} if attributes else {},
+            status if type(status) is Status else Status(status),
+            status_reason,
+            status_at,
+            checked=True,
+        )
 
     def validated(self) -> ImportRow:
         """This row with its address normalised and its names and tags checked and stripped."""
-        return replace(
-            self,
-            email=normalize_email(self.email),
-            first_name=check_header_safe(self.first_name, "first_name").strip(),
-            last_name=check_header_safe(self.last_name, "last_name").strip(),
-            tags=_clean_tags(self.tags),
-            attributes={str(key): str(value) for key, value in self.attributes.items()},
-            status=Status(self.status),
-        )
+        if self.checked:
+            return self
+        return ImportRow.checked_row(
+            self.line, self.email, self.first_name, self.last_name, self.tags, self.attributes,
+            self.status, self.status_reason, self.status_at,
+        )  # fmt: skip
 
 
 @dataclass
@@ -117,8 +140,8 @@ class ImportReport:
 def normalize_email(value: str) -> str:
     """The address in its normalised form (syntax only, no DNS); SubscriberError if invalid."""
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
+        return normal_address(value.strip())
+    except AddressError as exc:
         raise SubscriberError(
             Problem(f"'{value}' is not a valid email address: {exc}", code="bad-email")
         ) from None
@@ -137,7 +160,7 @@ def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
     cleaned: dict[str, str] = {}
     for tag in tags:
         tag = check_header_safe(tag, "tag").strip()
-        if any(char in TAG_SEPARATORS for char in tag):
+        if _TAG_SEPARATOR.search(tag):
             raise SubscriberError(
                 Problem(f"tag '{tag}' contains ',' or '|'; split it in two", code="bad-subscriber")
             )
@@ -211,11 +234,25 @@ def _filters(status: Status | None, tag: str | None) -> tuple[list[str], list[An
     return conditions, params
 
 
+#: The page cache an import may use, in KiB (SQLite allocates it only as pages are read).
+IMPORT_CACHE_KIB = 32 * 1024
+#: History rows and tags are queued and inserted this many at a time (see SubscriberStore).
+WRITE_BATCH = 1000
+
+
 class SubscriberStore:
-    """The subscribers in the project's database. All SQL about subscribers lives here."""
+    """The subscribers in the project's database. All SQL about subscribers lives here.
+
+    Within a transaction, the history rows and tags of the people written are queued and
+    inserted in batches (one `executemany` per batch rather than one or two calls a person),
+    in the order they were queued, before the transaction commits; nothing reads them back
+    meanwhile.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._history_rows: list[tuple[int, str, str, str, str, str]] = []
+        self._tag_rows: list[tuple[int, str]] = []
 
     @classmethod
     def open(cls, path: Path, lock_wait: float = 30.0) -> SubscriberStore:
@@ -239,10 +276,27 @@ class SubscriberStore:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._write_queued()
         except BaseException:
+            self._history_rows.clear()
+            self._tag_rows.clear()
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT" if commit else "ROLLBACK")
+
+    def _write_queued(self) -> None:
+        """Insert the queued history rows and tags."""
+        self.conn.executemany(
+            "INSERT INTO status_changes (subscriber_id, status, reason, source, changed_at, issue)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            self._history_rows,
+        )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?)",
+            self._tag_rows,
+        )
+        self._history_rows.clear()
+        self._tag_rows.clear()
 
     def add(
         self,
@@ -460,11 +514,12 @@ class SubscriberStore:
         report = ImportReport(dry_run=dry_run)
         seen: set[int] = set()
         now = db.now()
-        with self._transaction(commit=not dry_run):
+        with self._transaction(commit=not dry_run), self._import_cache():
+            check = suppression.any_suppressed(self.conn)
             for row in rows:
                 try:
                     row = row.validated()
-                    outcome, subscriber_id, status = self._upsert(row, now, source)
+                    outcome, subscriber_id, status = self._upsert(row, now, source, check)
                 except _Refused as exc:
                     outcome, subscriber_id, status = "refused", exc.subscriber_id, exc.status
                     if subscriber_id not in seen:
@@ -485,42 +540,63 @@ class SubscriberStore:
                     report.skipped += 1
         return report
 
-    def _upsert(self, row: ImportRow, now: str, source: str) -> tuple[str, int, Status]:
+    @contextmanager
+    def _import_cache(self) -> Iterator[None]:
+        """A larger page cache for the length of an import: the random public ids make every
+        insert touch some page of their index, which spills to the WAL and is read back when the
+        default 2 MB cache is full (32 MB holds the ids of about 700,000 people; a bound, for
+        the import's peak memory)."""
+        default = self.conn.execute("PRAGMA cache_size").fetchone()[0]
+        self.conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA cache_size = {int(default)}")
+
+    def _upsert(
+        self, row: ImportRow, now: str, source: str, check_suppressed: bool = True
+    ) -> tuple[str, int, Status]:
         """Apply one validated row: ('added' | 'updated' | 'kept', id, the status it ends
-        with). Call in a transaction.
+        with). Call in a transaction. `check_suppressed` False skips the suppression list
+        (an import does when the list is empty).
 
         Raises _Refused, having written nothing, for an opted-out person the row would make
-        active again.
+        active again, and _Suppressed for an erased person it would add back.
         """
+        changed_at = row.status_at or now
+        # A sign-up on the web (pending until confirmed by email) is the one way back.
+        if check_suppressed and source != "web":
+            left = suppression.suppressed(self.conn, row.email)
+            if left and not self._listed(row.email):
+                raise _Suppressed(row.email, Status(left))
+        added = self.conn.execute(
+            "INSERT INTO subscribers (email, first_name, last_name, attributes, status,"
+            " status_reason, status_changed_at, created_at, public_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
+            (
+                row.email,
+                row.first_name,
+                row.last_name,
+                _attributes_json(row.attributes) if row.attributes else "{}",
+                row.status.value,
+                row.status_reason,
+                changed_at,
+                now,
+                secrets.token_hex(16),  # as the schema's trigger would, without its UPDATE
+            ),
+        )
+        if added.rowcount == 1:
+            subscriber_id = added.lastrowid
+            assert subscriber_id is not None
+            self._history(subscriber_id, row.status, row.status_reason, source, changed_at)
+            if row.tags:
+                self._add_tags(subscriber_id, row.tags)
+            return "added", subscriber_id, row.status
         old = self.conn.execute(
             "SELECT id, first_name, last_name, attributes, status, status_changed_at"
             " FROM subscribers WHERE email = ?",
             (row.email,),
         ).fetchone()
-        changed_at = row.status_at or now
-        # A sign-up on the web (pending until confirmed by email) is the one way back.
-        suppressed = old is None and source != "web"
-        if suppressed and (left := suppression.suppressed(self.conn, row.email)):
-            raise _Suppressed(row.email, Status(left))
-        if old is None:
-            subscriber_id = self.conn.execute(
-                "INSERT INTO subscribers (email, first_name, last_name, attributes, status,"
-                " status_reason, status_changed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.email,
-                    row.first_name,
-                    row.last_name,
-                    json.dumps(row.attributes, ensure_ascii=False, sort_keys=True),
-                    row.status.value,
-                    row.status_reason,
-                    changed_at,
-                    now,
-                ),
-            ).lastrowid
-            assert subscriber_id is not None
-            self._history(subscriber_id, row.status, row.status_reason, source, changed_at)
-            self._add_tags(subscriber_id, row.tags)
-            return "added", subscriber_id, row.status
         subscriber_id = old["id"]
         if old["status"] in OPTED_OUT:
             if row.status in OPTED_OUT:
@@ -533,7 +609,7 @@ class SubscriberStore:
             (
                 row.first_name or old["first_name"],
                 row.last_name or old["last_name"],
-                json.dumps(attributes, ensure_ascii=False, sort_keys=True),
+                _attributes_json(attributes),
                 subscriber_id,
             ),
         )
@@ -543,11 +619,14 @@ class SubscriberStore:
             return "updated", subscriber_id, row.status
         return "updated", subscriber_id, Status(old["status"])
 
+    def _listed(self, email: str) -> bool:
+        row = self.conn.execute("SELECT 1 FROM subscribers WHERE email = ?", (email,))
+        return row.fetchone() is not None
+
     def _add_tags(self, subscriber_id: int, tags: Iterable[str]) -> None:
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?)",
-            [(subscriber_id, tag) for tag in tags],
-        )
+        self._tag_rows.extend((subscriber_id, tag) for tag in tags)
+        if len(self._tag_rows) >= WRITE_BATCH:
+            self._write_queued()
 
     def _record_status(
         self, subscriber_id: int, status: Status, reason: str, source: str, now: str,
@@ -564,9 +643,6 @@ class SubscriberStore:
         self, subscriber_id: int, status: Status, reason: str, source: str, now: str,
         issue: str = "",
     ) -> None:  # fmt: skip
-        self.conn.execute(
-            "INSERT INTO status_changes"
-            " (subscriber_id, status, reason, source, changed_at, issue)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (subscriber_id, status.value, reason, source, now, issue),
-        )
+        self._history_rows.append((subscriber_id, status.value, reason, source, now, issue))
+        if len(self._history_rows) >= WRITE_BATCH:
+            self._write_queued()

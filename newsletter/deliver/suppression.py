@@ -35,6 +35,11 @@ def suppressed(conn: sqlite3.Connection, email: str) -> str | None:
     return str(row[0]) if row else None
 
 
+def any_suppressed(conn: sqlite3.Connection) -> bool:
+    """Whether the list holds anyone (an import skips the per-address check if not)."""
+    return conn.execute("SELECT 1 FROM suppressions LIMIT 1").fetchone() is not None
+
+
 def suppress(conn: sqlite3.Connection, email: str, status: str, reason: str) -> None:
     """Keep this address out (its hash only), remembering the status it left with."""
     conn.execute(

@@ -1,7 +1,8 @@
 """The static web archive, the newsletter's public home: an index newest first with a sign-up
 form, a web page per issue (publish/pages.py) and an Atom feed.
 
-`build_archive` turns issues into the site's files as data; `write_archive` writes them. The
+`build_archive` turns issues into the site's files as data (`publish/incremental.py` does it
+reusing what has not changed); `write_archive` writes them. The
 site is what gets published at `base_url`: `index.html`, `feed.xml`, `images/brand/` (the
 logo), and for each issue `<slug>/index.html` and `<slug>/images/`, where the email's absolute
 image URLs point.
@@ -10,12 +11,12 @@ image URLs point.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from feedgen.feed import FeedGenerator
 from jinja2 import Environment
 
 from newsletter.compose.assets import Asset
@@ -77,16 +78,12 @@ def project_folders(root: Path) -> list[Path]:
     return [root, *find_issues(root)]
 
 
-def publishable(issues: list[Issue], sent: set[str]) -> list[Issue]:
-    """The issues the public may see: sent to subscribers, or `ready` with `publish: true`.
+def is_public(status: str, publish: bool, slug: str, sent: Collection[str]) -> bool:
+    """Whether the public may see an issue: sent to subscribers, or `ready` with `publish: true`.
 
     A draft never is, even one that was sent before it was turned back into a draft.
     """
-    return [
-        issue
-        for issue in issues
-        if issue.status != "draft" and (issue.slug in sent or issue.publish)
-    ]
+    return status != "draft" and (slug in sent or publish)
 
 
 def _build(issue: Issue, config: Config, env: Environment) -> tuple[BuiltIssue, Prepared]:
@@ -145,6 +142,8 @@ def _feed_content(page: str) -> str:
 
 def atom_feed(config: Config, entries: tuple[Entry, ...]) -> str:
     """The Atom feed of the archive, entries in the given order (newest first)."""
+    from feedgen.feed import FeedGenerator  # lxml: loaded only by the archive, not by `build`
+
     home = f"{config.base_url.rstrip('/')}/"
     feed = FeedGenerator()
     feed.id(home)
@@ -168,29 +167,54 @@ def atom_feed(config: Config, entries: tuple[Entry, ...]) -> str:
     return str(feed.atom_str(pretty=True).decode("utf-8"))
 
 
-def build_archive(config: Config, issues: list[Issue]) -> Archive:
-    """Build every issue into its page; add the index (newest first) and the feed."""
-    env = make_environment(config.root)
-    logo = site_logo(config)
-    built_issues: list[tuple[Entry, Issue, Prepared]] = []
+#: Makes an issue's page, given the issues before and after it (older, newer).
+PageMaker = Callable[[Neighbour | None, Neighbour | None], str]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One issue ready for the site: its entry, its images, and how to make its page."""
+
+    entry: Entry
+    images: tuple[tuple[str, Path], ...]
+    page: PageMaker
+
+
+def page_maker(issue: Issue, config: Config, env: Environment, logo: Asset | None, entry: Entry,
+               prepared: Prepared | None = None) -> PageMaker:  # fmt: skip
+    """How to make the issue's page (preparing the issue first unless `prepared` is given)."""
+
+    def make(older: Neighbour | None, newer: Neighbour | None) -> str:
+        return issue_page(
+            issue, config, prepared or prepare(issue, config), env, subject=entry.subject,
+            description=entry.preheader, logo=logo, older=older, newer=newer,
+        )  # fmt: skip
+
+    return make
+
+
+def build_piece(issue: Issue, config: Config, env: Environment, logo: Asset | None) -> Piece:
+    """Build one issue for the site."""
+    built, prepared = _build(issue, config, env)
+    entry = _entry(built, issue, config)
+    images = tuple((f"{built.slug}/{a.dest}", a.file) for a in built.assets if a.file and a.dest)
+    return Piece(entry, images, page_maker(issue, config, env, logo, entry, prepared))
+
+
+def assemble(config: Config, env: Environment, logo: Asset | None, pieces: list[Piece]) -> Archive:
+    """The site from its issues: their pages, the index (newest first) and the feed."""
     images: list[tuple[str, Path]] = (
         [(logo.dest, logo.file)] if logo and logo.file and logo.dest else []
     )
-    for issue in issues:
-        built, prepared = _build(issue, config, env)
-        built_issues.append((_entry(built, issue, config), issue, prepared))
-        images += [(f"{built.slug}/{a.dest}", a.file) for a in built.assets if a.file and a.dest]
-    built_issues.sort(key=lambda item: (item[0].date, item[0].slug), reverse=True)
-    entries = [entry for entry, _, _ in built_issues]
+    pieces = sorted(pieces, key=lambda piece: (piece.entry.date, piece.entry.slug), reverse=True)
+    entries = [piece.entry for piece in pieces]
     files = []
-    for number, (entry, issue, prepared) in enumerate(built_issues):
+    for number, piece in enumerate(pieces):
         newer = entries[number - 1] if number else None
         older = entries[number + 1] if number + 1 < len(entries) else None
-        page = issue_page(
-            issue, config, prepared, env, subject=entry.subject, description=entry.preheader,
-            logo=logo, older=_neighbour(older), newer=_neighbour(newer),
-        )  # fmt: skip
-        files.append((f"{entry.slug}/index.html", page))
+        page = piece.page(_neighbour(older), _neighbour(newer))
+        files.append((f"{piece.entry.slug}/index.html", page))
+        images += piece.images
     context = {"config": config, "brand": config.brand, "entries": entries, "logo": logo,
                "root": "", "home": f"{config.base_url.rstrip('/')}/"}  # fmt: skip
     files += [
@@ -200,15 +224,49 @@ def build_archive(config: Config, issues: list[Issue]) -> Archive:
     return Archive(tuple(entries), tuple(files), tuple(images))
 
 
-def write_archive(archive: Archive, out: Path, protect: Sequence[Path] = ()) -> Path:
+def build_archive(config: Config, issues: list[Issue]) -> Archive:
+    """Build every issue into its page; add the index (newest first) and the feed."""
+    env, logo = make_environment(config.root), site_logo(config)
+    return assemble(config, env, logo, [build_piece(issue, config, env, logo) for issue in issues])
+
+
+def write_archive(
+    archive: Archive, out: Path, protect: Sequence[Path] = (), unchanged: Collection[str] = ()
+) -> Path:
     """Write the site into `out`, atomically: the previous site stays until the new is whole
-    (see `staged` for what it refuses to replace)."""
+    (see `staged` for what it refuses to replace).
+
+    The files of the `unchanged` issues (slugs) are hard links to the previous site's, which
+    hold the same bytes: an incremental run copies no image again.
+    """
     out = out.resolve()
     with staged(out, "the archive", protect) as staging:
+        folders: set[Path] = set()
+
+        def folder_of(target: Path) -> Path:
+            if target.parent not in folders:  # one mkdir a folder, not one a file
+                target.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(target.parent)
+            return target
+
         for path, text in archive.files:
-            target = staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            target = folder_of(staging / path)
+            if not _linked(out, path, target, unchanged):
+                target.write_text(text, encoding="utf-8")
         for path, source in archive.images:
-            copy_file(source, staging / path)
+            target = folder_of(staging / path)
+            if not _linked(out, path, target, unchanged):
+                copy_file(source, target)
     return out
+
+
+def _linked(previous: Path, path: str, target: Path, unchanged: Collection[str]) -> bool:
+    """Hard-link `path` of an unchanged issue from the previous site (into `target`, whose
+    folder exists); False if it cannot be."""
+    if path.split("/", 1)[0] not in unchanged:
+        return False
+    try:
+        os.link(previous / path, target)
+    except OSError:  # no previous file, or a file system without hard links: write it
+        return False
+    return True

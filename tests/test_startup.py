@@ -1,0 +1,95 @@
+"""Each command imports only what it uses: `--version` and `--help` load no heavy library.
+
+The command runs in a fresh interpreter (as the `newsletter` script would) and reports the
+modules it loaded; timings are left to benchmarks/build.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+#: What `newsletter --version` must not pay for.
+HEAVY = (
+    "playwright", "uvicorn", "starlette", "premailer", "pydantic", "dkim", "cryptography",
+    "lxml", "mjml", "PIL", "email_validator", "jinja2", "yaml", "markdown_it", "feedgen",
+)  # fmt: skip
+#: Runs the `newsletter` entry point with the given arguments, then prints the loaded modules.
+RUN = """\
+import json, sys
+{setup}
+from newsletter.cli.app import main
+sys.argv = ["newsletter", *{args!r}]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(json.dumps({{"code": code, "modules": sorted(sys.modules)}}))
+"""
+
+
+def run(args: list[str], cwd: Path = REPO, setup: str = "") -> tuple[int, set[str], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", RUN.format(args=args, setup=setup)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return report["code"], set(report["modules"]), done.stdout + done.stderr
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if name in modules]
+
+
+#: Typer itself loads these for help (rich's Markdown) and for a subcommand's options (pydantic).
+TYPER_OWN = {"--help": ("markdown_it",), "subcommand": ("markdown_it", "pydantic")}
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        (["--version"], ()),
+        (["--help"], TYPER_OWN["--help"]),
+        (["subscribers", "--help"], TYPER_OWN["subcommand"]),
+        (["send", "--help"], TYPER_OWN["subcommand"]),
+        (["check", "--help"], TYPER_OWN["subcommand"]),
+    ],
+)
+def test_version_and_help_load_no_heavy_library(args: list[str], allowed: tuple[str]) -> None:
+    code, modules, output = run(args)
+    assert code == 0, output
+    assert loaded(modules, tuple(name for name in HEAVY if name not in allowed)) == []
+
+
+def test_build_loads_the_pipeline_but_no_server_browser_or_signing(project: Path) -> None:
+    code, modules, output = run(["build", "issues/2026-11-24-france-welcomes-chechen-refugees"])
+    assert code == 0, output
+    assert loaded(modules, ("premailer", "mjml", "jinja2")) == ["premailer", "mjml", "jinja2"]
+    unused = ("playwright", "uvicorn", "starlette", "dkim", "cryptography", "feedgen")
+    assert loaded(modules, unused) == []
+    assert "requests.sessions" not in modules  # premailer's requests is never used
+
+
+def test_a_browser_command_without_the_extra_names_it(project: Path) -> None:
+    hide = "sys.modules['playwright'] = sys.modules['playwright.sync_api'] = None"
+    example = "issues/2026-11-24-france-welcomes-chechen-refugees"
+    done = subprocess.run(
+        [sys.executable, "-c", RUN.format(args=["screenshot", example], setup=hide)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, done.stderr
+    assert "pip install 'newsletter[browser]'" in errors[0]
+    assert json.loads(done.stdout.splitlines()[-1])["code"] == 1
