@@ -15,7 +15,7 @@ from rich.table import Table
 from newsletter.cli import console
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
 from newsletter.deliver.status import Status
-from newsletter.errors import InputError, Problem
+from newsletter.errors import InputError, Problem, SubscriberError
 
 if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
     from newsletter.config import Config
