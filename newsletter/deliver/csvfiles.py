@@ -97,6 +97,8 @@ def _text_lines(file: BinaryIO, path: Path) -> Iterator[str]:
     """The file's lines decoded one by one, so a byte that is not UTF-8 is located exactly."""
     for number, raw in enumerate(file, start=1):
         try:
+            if b"\0" in raw:  # no text file holds NUL: this is a binary file
+                raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), len(raw), "NUL")
             yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError:
             message = "is not UTF-8 text; save it as 'CSV UTF-8' and try again"
