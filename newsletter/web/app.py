@@ -255,6 +255,10 @@ class WebApp:
         except TokenError:
             return False
 
+    def expired(self, request: Request) -> HTMLResponse:
+        """The answer to a form whose CSRF token is missing or old."""
+        return self.refuse(request, "The form expired; reload the page and try again.", 403)
+
     def refuse(self, request: Request, reason: str, status: int = 400) -> HTMLResponse:
         """A page saying why nothing was done."""
         return self.page(request, "problem.html.j2", status, reason=reason)
@@ -337,14 +341,21 @@ class WebApp:
             reason = "resubscribed from the link"
             store.set_status(subscriber.id, Status.ACTIVE, reason, source="web")
 
-    async def resubscribe(self, request: Request) -> Response:
-        """POST from the unsubscribe page: undo it."""
+    async def _form_of_link(self, request: Request) -> tuple[FormData, Subscriber] | Response:
+        """A CSRF-checked form posted from a page of a subscriber's link, and that subscriber;
+        or the page saying why nothing is done."""
         form = await request.form()
         if not self.csrf_ok(request, form):
-            return self.refuse(request, "The form expired; reload the page and try again.", 403)
+            return self.expired(request)
         found = await self._link_subscriber(request)
-        if isinstance(found, Response):
-            return found
+        return found if isinstance(found, Response) else (form, found)
+
+    async def resubscribe(self, request: Request) -> Response:
+        """POST from the unsubscribe page: undo it."""
+        posted = await self._form_of_link(request)
+        if isinstance(posted, Response):
+            return posted
+        _, found = posted
         await self.in_thread(self._resubscribe, found)
         text = f"{mask(found.email)} will receive {self.config.name} again."
         return self.page(request, "done.html.j2", title="Welcome back", text=text)
@@ -383,12 +394,10 @@ class WebApp:
 
     async def preferences(self, request: Request) -> Response:
         """POST: save the topics and the first name (CSRF-checked)."""
-        form = await request.form()
-        if not self.csrf_ok(request, form):
-            return self.refuse(request, "The form expired; reload the page and try again.", 403)
-        found = await self._link_subscriber(request)
-        if isinstance(found, Response):
-            return found
+        posted = await self._form_of_link(request)
+        if isinstance(posted, Response):
+            return posted
+        form, found = posted
         try:
             updated, changes = await self.in_thread(self._save, found, form)
         except SubscriberError as exc:
@@ -432,7 +441,7 @@ class WebApp:
         form = await request.form()
         origin = self._allowed_origin(request)
         if origin is None and not self.csrf_ok(request, form):
-            return self.refuse(request, "The form expired; reload the page and try again.", 403)
+            return self.expired(request)
         ip = request.client.host if request.client else "unknown"
         if not self.per_ip.allow(ip):
             return self._signup_answer(
@@ -544,7 +553,7 @@ class WebApp:
         """POST: the subscriber becomes active, unless the link is stale."""
         form = await request.form()
         if not self.csrf_ok(request, form):
-            return self.refuse(request, "The form expired; reload the page and try again.", 403)
+            return self.expired(request)
         found = await self._confirm_state(request)
         if isinstance(found, Response):
             return found
