@@ -216,9 +216,14 @@ def failure(exc: sqlite3.Error, path: Path | str) -> DatabaseError:
     return DatabaseError(f"{path}: cannot write the database: {what}, then run again")
 
 
+def stored_time(moment: dt.datetime) -> str:
+    """An aware time as the database stores it: UTC, ISO 8601 to the second, `+00:00`."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
 def now() -> str:
-    """The current UTC time as stored in the database (ISO 8601, seconds)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    """The current UTC time as stored in the database."""
+    return stored_time(dt.datetime.now(dt.UTC))
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

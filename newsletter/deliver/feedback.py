@@ -112,7 +112,7 @@ class Feedback:
         subscriber = self.store.get(address) if address else None
         if subscriber is None:
             return None
-        since = (self.now() - dt.timedelta(days=ADDRESS_MATCH_DAYS)).isoformat(timespec="seconds")
+        since = db.stored_time(self.now() - dt.timedelta(days=ADDRESS_MATCH_DAYS))
         row = self.conn.execute(
             "SELECT issue FROM deliveries WHERE subscriber_id = ? AND status = 'sent'"
             " AND updated_at >= ? ORDER BY updated_at DESC LIMIT 1",
@@ -345,7 +345,7 @@ def issue_feedback(conn: sqlite3.Connection, issue: str) -> dict[str, int]:
 
 def recent_policy_rejections(conn: sqlite3.Connection, days: int) -> list[dict[str, str]]:
     """The policy rejections (flagged events) of the last `days` days, newest first."""
-    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat(timespec="seconds")
+    since = db.stored_time(dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
     rows = conn.execute(
         "SELECT received_at, issue, status, reason FROM inbound_events WHERE kind = 'bounce'"
         " AND class = 'policy' AND undone_at IS NULL AND received_at >= ? ORDER BY id DESC",

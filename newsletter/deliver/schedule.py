@@ -19,6 +19,7 @@ import sqlite3
 import zoneinfo
 from dataclasses import dataclass
 
+from newsletter.deliver.db import stored_time
 from newsletter.errors import InputError, Problem
 
 #: What the `--at` option accepts (ISO 8601 without a zone: the zone comes separately).
@@ -28,11 +29,6 @@ TIME_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-
 LATE_START = dt.timedelta(minutes=1)
 #: States of a schedule that may still send.
 OPEN = ("scheduled", "sending")
-
-
-def stamp(moment: dt.datetime) -> str:
-    """A UTC time as stored: ISO 8601 to the second, `+00:00`."""
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 def parse_local_time(text: str, zone: str) -> dt.datetime:
@@ -134,8 +130,8 @@ class ScheduleStore:
         cursor = self.conn.execute(
             "INSERT INTO schedules (issue, issue_dir, due_at, timezone, tag, force, "
             "skip_url_check, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [issue, issue_dir, stamp(due_at), timezone, tag, force, skip_url_check,
-             stamp(now), stamp(now)],
+            [issue, issue_dir, stored_time(due_at), timezone, tag, force, skip_url_check,
+             stored_time(now), stored_time(now)],
         )  # fmt: skip
         return self.get(int(cursor.lastrowid or 0))
 
@@ -168,7 +164,7 @@ class ScheduleStore:
         cursor = self.conn.execute(
             "UPDATE schedules SET status = 'cancelled', updated_at = ? "
             "WHERE id = ? AND status = 'scheduled'",
-            [stamp(now), schedule_id],
+            [stored_time(now), schedule_id],
         )
         found = self.get(schedule_id)
         if cursor.rowcount != 1:
@@ -182,7 +178,7 @@ class ScheduleStore:
 
     def mark_missed(self, now: dt.datetime, grace: dt.timedelta) -> list[Scheduled]:
         """Close every waiting schedule due longer than `grace` ago as `missed`; return them."""
-        limit = stamp(now - grace)
+        limit = stored_time(now - grace)
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             rows = self.conn.execute(
@@ -192,13 +188,13 @@ class ScheduleStore:
             self.conn.execute(
                 "UPDATE schedules SET status = 'missed', updated_at = ?, result = ? "
                 "WHERE status = 'scheduled' AND due_at < ?",
-                [stamp(now), "not sent: the worker was not running at the time", limit],
+                [stored_time(now), "not sent: the worker was not running at the time", limit],
             )
         return [_row(row) for row in rows]
 
     def claim_due(self, worker: str, now: dt.datetime, lease: dt.timedelta) -> Scheduled | None:
         """Claim the next due schedule for `worker`, or None; one UPDATE, so one winner."""
-        moment = stamp(now)
+        moment = stored_time(now)
         candidates = self.conn.execute(
             "SELECT id FROM schedules WHERE (status = 'scheduled' AND due_at <= ?) "
             "OR (status = 'sending' AND lease_until < ?) ORDER BY due_at, id",
@@ -209,7 +205,7 @@ class ScheduleStore:
                 "UPDATE schedules SET status = 'sending', worker = ?, lease_until = ?, "
                 "updated_at = ? WHERE id = ? AND ((status = 'scheduled' AND due_at <= ?) "
                 "OR (status = 'sending' AND lease_until < ?))",
-                [worker, stamp(now + lease), moment, schedule_id, moment, moment],
+                [worker, stored_time(now + lease), moment, schedule_id, moment, moment],
             )
             if cursor.rowcount == 1:
                 return self.get(schedule_id)
@@ -220,7 +216,7 @@ class ScheduleStore:
         cursor = self.conn.execute(
             "UPDATE schedules SET lease_until = ?, updated_at = ? "
             "WHERE id = ? AND worker = ? AND status = 'sending'",
-            [stamp(now + lease), stamp(now), schedule_id, worker],
+            [stored_time(now + lease), stored_time(now), schedule_id, worker],
         )
         return cursor.rowcount == 1
 
@@ -231,5 +227,5 @@ class ScheduleStore:
         self.conn.execute(
             "UPDATE schedules SET status = ?, result = ?, lease_until = '', updated_at = ? "
             "WHERE id = ? AND worker = ? AND status = 'sending'",
-            [status, result, stamp(now), schedule_id, worker],
+            [status, result, stored_time(now), schedule_id, worker],
         )

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from newsletter.deliver.db import stored_time
 from newsletter.deliver.subscribers import ImportRow, Status
 from newsletter.errors import Problem, SubscriberError
 
@@ -50,7 +51,7 @@ def timestamp(cell: str) -> str | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+    return stored_time(moment)
 
 
 def _truthy(cell: str) -> bool:
