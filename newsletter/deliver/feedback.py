@@ -296,15 +296,8 @@ def issue_health(conn_store: SubscriberStore, issue: str, config: Config) -> str
     ).fetchone()[0]
     if sent < inbound.pause_min_sent:
         return None
-    counts = dict(
-        conn.execute(
-            "SELECT CASE WHEN kind = 'complaint' THEN 'complaint' ELSE class END, count(*)"
-            " FROM inbound_events WHERE issue = ? AND undone_at IS NULL"
-            " AND subscriber_id IS NOT NULL GROUP BY 1",
-            (issue,),
-        ).fetchall()
-    )
-    complaints, hard = counts.get("complaint", 0), counts.get("hard", 0)
+    counts = issue_feedback(conn, issue, matched_only=True)
+    complaints, hard = counts["complaints"], counts["hard_bounces"]
     if complaints / sent > inbound.pause_complaint_rate:
         return (f"{complaints} complaints for {sent} copies ({complaints / sent:.2%}) pass "
                 f"{inbound.pause_complaint_rate:.2%}; check the list and the content (or raise "
@@ -329,12 +322,16 @@ _COUNTED = {
 }
 
 
-def issue_feedback(conn: sqlite3.Connection, issue: str) -> dict[str, int]:
-    """What came back about `issue` (events not undone), by FEEDBACK_COUNTS."""
+def issue_feedback(
+    conn: sqlite3.Connection, issue: str, *, matched_only: bool = False
+) -> dict[str, int]:
+    """What came back about `issue` (events not undone; with `matched_only`, only those that
+    named one of our readers), by FEEDBACK_COUNTS."""
     counts = dict.fromkeys(FEEDBACK_COUNTS, 0)
+    matched = " AND subscriber_id IS NOT NULL" if matched_only else ""
     for kind, klass, number in conn.execute(
         "SELECT kind, class, count(*) FROM inbound_events WHERE issue = ? AND undone_at IS NULL"
-        " GROUP BY kind, class",
+        f"{matched} GROUP BY kind, class",
         (issue,),
     ):
         name = _COUNTED.get((kind, klass if kind == "bounce" else ""))
