@@ -68,11 +68,6 @@ class ListReport:
         return asdict(self)
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
-    return row.fetchone() is not None
-
-
 def _parse(stamp: str) -> dt.datetime:
     return dt.datetime.fromisoformat(stamp)
 
@@ -119,11 +114,9 @@ def issue_report(
             (issue,),
         ).fetchall()
     )
-    soft = 0
-    if _has_table(conn, "inbound_events"):
-        soft = conn.execute(
-            "SELECT count(*) FROM inbound_events WHERE issue = ? AND class = 'soft'", (issue,)
-        ).fetchone()[0]
+    soft = conn.execute(
+        "SELECT count(*) FROM inbound_events WHERE issue = ? AND class = 'soft'", (issue,)
+    ).fetchone()[0]
     links = [
         LinkClicks(url, int(people), int(bots))
         for url, people, bots in conn.execute(
