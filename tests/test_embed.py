@@ -4,16 +4,14 @@ origins not on the list are refused; the hosted form works in an allowed site's 
 
 from __future__ import annotations
 
-import mailbox
 import re
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from email import message_from_bytes, policy
 from pathlib import Path
 
 import httpx
 import pytest
+from outbox_notices import notices
 from smtp_sink import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -53,17 +51,7 @@ class Newsroom:
         return Starlette(routes=[Route("/{name}", page)])
 
     def confirmations(self, count: int = 1) -> list[str]:
-        box = self.config.path(self.config.sending.outbox) / "notices"
-        deadline = time.monotonic() + 5
-        while True:
-            found = []
-            if (box / "cur").exists():
-                for message in mailbox.Maildir(box, create=False):
-                    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
-                    found.append(parsed.get_body(("plain",)).get_content())
-            if len(found) >= count or time.monotonic() > deadline:
-                return found
-            time.sleep(0.02)
+        return notices(self.config, count)
 
 
 def page_with(body: str) -> str:

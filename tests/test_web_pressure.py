@@ -12,11 +12,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from email import message_from_bytes, policy
+from email import message_from_bytes
 from pathlib import Path
 
 import httpx
 import pytest
+from outbox_notices import notices
 from typer.testing import CliRunner
 from web_server import serving
 
@@ -76,21 +77,6 @@ def hold_lock(project: Path) -> Iterator[Callable[[float], subprocess.Popen[str]
 
 def csrf(page: httpx.Response) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
-
-
-def notices(config: Config, expect: int) -> list[str]:
-    """The confirmation emails' text, once `expect` of them are there (at most 5 s)."""
-    box = config.path(config.sending.outbox) / "notices"
-    deadline = time.monotonic() + 5
-    while True:
-        found = []
-        if (box / "cur").exists():
-            for message in mailbox.Maildir(box, create=False):
-                parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
-                found.append(parsed.get_body(("plain",)).get_content())
-        if len(found) >= expect or time.monotonic() > deadline:
-            return found
-        time.sleep(0.02)
 
 
 def test_one_click_while_another_process_holds_the_write_lock_for_35_s(
