@@ -21,7 +21,8 @@ from web_server import serving
 from newsletter.cli.app import app
 from newsletter.config import Config, load_config
 from newsletter.deliver import db
-from newsletter.deliver.feedback import Feedback, feedback_for, issue_health, message_digest
+from newsletter.deliver.came_back import issue_health
+from newsletter.deliver.feedback import Feedback, feedback_for, message_digest
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import Signer, load_key
 from newsletter.inbound.listener import listening

@@ -313,8 +313,8 @@ def status(
     """Every issue's state; with an issue, its delivery ledger (counts and problems) and what
     came back about it (bounces, complaints, policy rejections, mail unsubscribes)."""
     from newsletter.config import load_config
+    from newsletter.deliver.came_back import issue_feedback
     from newsletter.deliver.db import connect
-    from newsletter.deliver.feedback import issue_feedback
     from newsletter.deliver.history import overrides
     from newsletter.deliver.ledger import Ledger
 

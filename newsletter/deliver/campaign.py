@@ -20,8 +20,8 @@ from newsletter.compose.build import build_issue
 from newsletter.compose.issues import load_issue
 from newsletter.compose.models import Issue
 from newsletter.config import Config
+from newsletter.deliver.came_back import issue_health
 from newsletter.deliver.db import connect
-from newsletter.deliver.feedback import issue_health
 from newsletter.deliver.journal import apply_journal
 from newsletter.deliver.keycheck import check_signing_key
 from newsletter.deliver.ledger import Ledger, SendRecord

@@ -8,7 +8,7 @@ from typing import Any
 import dns.resolver
 
 from newsletter.config import Config
-from newsletter.deliver.feedback import recent_policy_rejections
+from newsletter.deliver.came_back import recent_policy_rejections
 from newsletter.deliver.message import DkimKey
 from newsletter.deliver.subscribers import SubscriberStore
 from newsletter.doctor import bounces, dkimkey, dmarc, endpoints, rejections, spf, volume
