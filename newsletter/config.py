@@ -259,6 +259,20 @@ class Config(StrictModel):
             )
         return self
 
+    @field_validator("database")
+    @classmethod
+    def _database_without_password(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            parts = urlsplit(value)
+            if parts.password is not None:
+                raise ValueError(
+                    "the database URL holds a password: remove it and set it in the "
+                    "environment variable NEWSLETTER_DATABASE_PASSWORD instead"
+                )
+            if not parts.hostname and "host=" not in parts.query:
+                raise ValueError("the database URL names no host: postgresql://USER@HOST/NAME")
+        return value
+
     @field_validator("language")
     @classmethod
     def _known_language(cls, value: str) -> str:
@@ -273,6 +287,13 @@ class Config(StrictModel):
     def path(self, value: str) -> Path:
         """A path from the config, relative to the project root unless absolute."""
         return self.root / Path(value).expanduser()
+
+    @property
+    def database_location(self) -> Path | str:
+        """Where the database is: a `postgresql://` URL, or the SQLite file's path."""
+        if self.database.startswith(("postgresql://", "postgres://")):
+            return self.database
+        return self.path(self.database)
 
     @property
     def sender_domain(self) -> str:

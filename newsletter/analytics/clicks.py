@@ -4,11 +4,11 @@ whether a person made it. There is no column for who clicked, by design."""
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from dataclasses import dataclass
 
 from newsletter.analytics.bots import BurstDetector, Rules, agent_reason
 from newsletter.analytics.links import CANARY
+from newsletter.deliver import db
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,15 @@ def verdict(hit: Hit, rule_set: Rules) -> str | None:
     return agent_reason(hit.user_agent, rule_set)
 
 
-def record_click(conn: sqlite3.Connection, hit: Hit, bursts: BurstDetector) -> bool:
+def record_click(conn: db.Connection, hit: Hit, bursts: BurstDetector) -> bool:
     """Store one click (a person's or a bot's, with the reason); True if a person's."""
     reason = verdict(hit, bursts.rules)
     cursor = conn.execute(
-        "INSERT INTO clicks (issue, url, clicked_at, human, reason) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO clicks (issue, url, clicked_at, human, reason) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING id",
         (hit.issue, hit.url, _iso(hit.at), int(reason is None), reason or ""),
     )
-    click_id = int(cursor.lastrowid or 0)
+    click_id = int(cursor.fetchone()[0])
     if reason is None and (
         burst := bursts.burst(hit.client, hit.user_agent, hit.issue, hit.url, click_id, hit.at)
     ):
@@ -56,6 +57,6 @@ def record_click(conn: sqlite3.Connection, hit: Hit, bursts: BurstDetector) -> b
     return reason is None
 
 
-def record_open(conn: sqlite3.Connection, issue: str, at: float) -> None:
+def record_open(conn: db.Connection, issue: str, at: float) -> None:
     """Count one load of the issue's open pixel (aggregate only: no reader, no client)."""
     conn.execute("INSERT INTO opens (issue, opened_at) VALUES (?, ?)", (issue, _iso(at)))

@@ -8,9 +8,10 @@ timeline. Over all issues: the list's growth and losses, week by week.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from newsletter.deliver import db
 
 OPENS_CAVEAT = (
     "Opens are counted from an image load, which is unreliable: Apple Mail Privacy Protection "
@@ -73,7 +74,7 @@ def _parse(stamp: str) -> dt.datetime:
 
 
 def _timeline(
-    conn: sqlite3.Connection, issue: str, start: str | None, hours: int
+    conn: db.Connection, issue: str, start: str | None, hours: int
 ) -> list[dict[str, Any]]:
     """Copies delivered and clicks by people and bots in each of the first `hours` hours."""
     if start is None:
@@ -99,7 +100,7 @@ def _timeline(
 
 
 def issue_report(
-    conn: sqlite3.Connection, issue: str, *, hours: int = 48, opens: bool = False
+    conn: db.Connection, issue: str, *, hours: int = 48, opens: bool = False
 ) -> IssueReport:
     """Every figure of one issue's report."""
     ledger = dict(
@@ -168,7 +169,7 @@ def _week(stamp: str) -> str:
     return monday.isoformat()
 
 
-def list_report(conn: sqlite3.Connection) -> ListReport:
+def list_report(conn: db.Connection) -> ListReport:
     """Joins and losses per week (by the status each change moved a reader to)."""
     weeks: dict[str, dict[str, int]] = {}
     for stamp, status in conn.execute("SELECT changed_at, status FROM status_changes"):
@@ -179,7 +180,7 @@ def list_report(conn: sqlite3.Connection) -> ListReport:
     return ListReport(rows, {str(k): int(v) for k, v in totals.items()})
 
 
-def issues_sent(conn: sqlite3.Connection) -> list[str]:
+def issues_sent(conn: db.Connection) -> list[str]:
     """Every issue with a ledger, oldest first."""
     rows = conn.execute(
         "SELECT issue FROM deliveries GROUP BY issue ORDER BY min(updated_at), issue"

@@ -22,15 +22,15 @@ def archive(
 ) -> None:
     """Write the web archive: a page per sent (or ready, publish: true) issue, index and feed."""
     from newsletter.config import load_config
-    from newsletter.deliver.db import connect
+    from newsletter.deliver.db import connect, exists
     from newsletter.deliver.history import sent_issues
     from newsletter.publish.archive import find_issues, project_folders, write_archive
     from newsletter.publish.incremental import build_incrementally, save_record
 
     settings = load_config(config)
     folders = find_issues(settings.root)
-    database = settings.path(settings.database)
-    sent = sent_issues(connect(database)) if database.exists() else set()
+    database = settings.database_location
+    sent = sent_issues(connect(database)) if exists(database) else set()
     target = out or settings.path(settings.web.site)
     run = build_incrementally(settings, folders, sent, target)
     site = write_archive(run.archive, target, project_folders(settings.root), run.unchanged)

@@ -49,7 +49,7 @@ def confirm_send(
 
     if not console.interactive():
         raise InputError(Problem("no terminal to confirm on; add --yes to send", code="bad-option"))
-    ledger = Ledger(connect(config.path(config.database)), built.slug)
+    ledger = Ledger(connect(config.database_location), built.slug)
     count = ledger.count_pending(segment, uncertain, unqueued=True)
     first = next(ledger.pending(segment, uncertain, batch_size=1, unqueued=True), None)
     sample = (

@@ -73,7 +73,7 @@ def import_(
             print(jsonlib.dumps(decision_json(message.key, classify(message.raw))), flush=True)
         return
     counts: dict[str, int] = {}
-    with SubscriberStore.open(settings.path(settings.database)) as store:
+    with SubscriberStore.open(settings.database_location) as store:
         feedback = _feedback(settings, store)
         for message in read_path(path):
             for applied in feedback.ingest(message.raw, source=f"file:{path.name}",
@@ -110,7 +110,7 @@ def fetch(json: JsonOption = False, config: ConfigOption = None) -> None:
                         inbound.imap_tls, inbound.imap_folder, inbound.imap_processed,
                         inbound.imap_unrecognised)  # fmt: skip
     counts: dict[str, int] = {}
-    with SubscriberStore.open(settings.path(settings.database)) as store, ImapMailbox(imap) as box:
+    with SubscriberStore.open(settings.database_location) as store, ImapMailbox(imap) as box:
         feedback = _feedback(settings, store)
         for message in box.messages():
             applied = feedback.ingest(message.raw, source=f"imap:{inbound.imap_folder}")
@@ -180,7 +180,7 @@ def list_(
     from newsletter.deliver.subscribers import SubscriberStore
 
     settings = load_config(config)
-    with SubscriberStore.open(settings.path(settings.database)) as store:
+    with SubscriberStore.open(settings.database_location) as store:
         rows = [dict(row) for row in store.conn.execute(
             "SELECT id, received_at, source, kind, class, status, issue, subscriber_id,"
             " matched_by, action, undone_at FROM inbound_events"
@@ -208,7 +208,7 @@ def show(event: Annotated[int, typer.Argument(help="The event's id.")], json: Js
     from newsletter.deliver.subscribers import SubscriberStore
 
     settings = load_config(config)
-    with SubscriberStore.open(settings.path(settings.database)) as store:
+    with SubscriberStore.open(settings.database_location) as store:
         row = store.conn.execute("SELECT * FROM inbound_events WHERE id = ?", (event,)).fetchone()
     if row is None:
         raise ConfigError(
@@ -234,6 +234,6 @@ def undo(event: Annotated[int, typer.Argument(help="The event's id.")],
     from newsletter.deliver.subscribers import SubscriberStore
 
     settings = load_config(config)
-    with SubscriberStore.open(settings.path(settings.database)) as store:
+    with SubscriberStore.open(settings.database_location) as store:
         applied = _feedback(settings, store).undo(event)
     console.out.print(f"Event {event}: reader {applied.subscriber_id} {applied.action}.")

@@ -26,7 +26,7 @@ def _store(config: Config) -> ScheduleStore:
     from newsletter.deliver.db import connect
     from newsletter.deliver.schedule import ScheduleStore
 
-    return ScheduleStore(connect(config.path(config.database)))
+    return ScheduleStore(connect(config.database_location))
 
 
 def _relative(config: Config, folder: Path) -> str:

@@ -33,7 +33,7 @@ def print_overview(config: Config, as_json: bool) -> None:
     from newsletter.deliver.db import connect
     from newsletter.deliver.history import states
 
-    rows = states(connect(config.path(config.database)), issue_statuses(config))
+    rows = states(connect(config.database_location), issue_statuses(config))
     if as_json:
         console.print_json([{"issue": slug, "state": state} for slug, state in rows.items()])
         return

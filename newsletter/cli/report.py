@@ -72,7 +72,7 @@ def report(
     from newsletter.deliver.db import connect
 
     settings = load_config(config, start=issue if issue and issue.is_dir() else Path("."))
-    conn = connect(settings.path(settings.database))
+    conn = connect(settings.database_location)
     try:
         if issue is None:
             if html is not None:

@@ -323,7 +323,7 @@ def status(
         return
     settings = load_config(config, start=issue_dir)
     slug = issue_dir.resolve().name if issue_dir.is_dir() else issue_dir.resolve().parent.name
-    ledger = Ledger(connect(settings.path(settings.database)), slug)
+    ledger = Ledger(connect(settings.database_location), slug)
     counts, problems, uncertain = ledger.counts(), ledger.problems(), ledger.uncertain()
     forced = overrides(ledger.conn, slug)
     came_back = issue_feedback(ledger.conn, slug)
@@ -369,7 +369,7 @@ def unsubscribe(
 
     settings = load_config(config)
     owner = signer_for(settings).read_subscriber_token(token_from(link))
-    store = SubscriberStore.open(settings.path(settings.database))
+    store = SubscriberStore.open(settings.database_location)
     subscriber = owner.find(store)
     if subscriber is None:
         raise InputError(

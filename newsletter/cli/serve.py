@@ -41,7 +41,7 @@ def serve(
 
     settings = load_config(config)
     signer = signer_for(settings)
-    conn = connect(settings.path(settings.database))
+    conn = connect(settings.database_location)
     try:
         check_signing_key(conn, signer, key_source(settings), accept=accept_new_key)
     finally:

@@ -40,7 +40,7 @@ def _store(config: Path | None) -> SubscriberStore:
     from newsletter.deliver.subscribers import SubscriberStore
 
     settings = load_config(config)
-    return SubscriberStore.open(settings.path(settings.database))
+    return SubscriberStore.open(settings.database_location)
 
 
 @subscribers_app.command("import")
@@ -146,7 +146,7 @@ def add(
                 code="no-welcome",
             )
         )
-    with SubscriberStore.open(settings.path(settings.database)) as store:
+    with SubscriberStore.open(settings.database_location) as store:
         known = store.get(email) is not None
         subscriber = store.add(email, first_name, last_name, tag or ())
     console.out.print(f"{'Updated' if known else 'Added'} {escape(subscriber.email)}.")

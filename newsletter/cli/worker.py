@@ -75,7 +75,7 @@ def worker(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     console.err.print(
-        f"Worker watching {settings.path(settings.database)} every "
+        f"Worker watching {settings.database_location} every "
         f"{settings.schedule.poll_seconds:g} s (Ctrl-C to stop)"
     )
     try:

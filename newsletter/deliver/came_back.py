@@ -6,7 +6,6 @@ imports nothing of the mail parsing, so a send starts without loading it.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 
 from newsletter.config import Config
 from newsletter.deliver import db
@@ -50,7 +49,7 @@ _COUNTED = {
 
 
 def issue_feedback(
-    conn: sqlite3.Connection, issue: str, *, matched_only: bool = False
+    conn: db.Connection, issue: str, *, matched_only: bool = False
 ) -> dict[str, int]:
     """What came back about `issue` (events not undone; with `matched_only`, only those that
     named one of our readers), by FEEDBACK_COUNTS."""
@@ -67,7 +66,7 @@ def issue_feedback(
     return counts
 
 
-def recent_policy_rejections(conn: sqlite3.Connection, days: int) -> list[dict[str, str]]:
+def recent_policy_rejections(conn: db.Connection, days: int) -> list[dict[str, str]]:
     """The policy rejections (flagged events) of the last `days` days, newest first."""
     since = db.stored_time(dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
     rows = conn.execute(

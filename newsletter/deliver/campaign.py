@@ -182,7 +182,7 @@ class Campaign:
         self.slug = loaded.slug
         self.signer = signer_for(config)
         self.dkim = DkimKey.from_config(config)
-        database = config.path(config.database)
+        database = config.database_location
         self.store = SubscriberStore.open(database)
         try:
             self.ledger = Ledger(connect(database), self.slug)

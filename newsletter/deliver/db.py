@@ -1,8 +1,15 @@
-"""The project's SQLite file: opened with safe settings and migrated forward on open.
+"""The project's database: an SQLite file (the default) or PostgreSQL, migrated on open.
 
-One file holds the subscribers, their status history and the delivery ledger. The schema's
-version is SQLite's `user_version`; each entry of MIGRATIONS moves it up by one, in a
-transaction, so an old database is brought up to date the first time a newer version opens it.
+One database holds the subscribers, their status history, the delivery ledger and the rest.
+`connect` takes a path (SQLite) or a `postgresql://` URL (see postgres.py) and returns a
+`Connection`: both kinds take the same SQL with `?` placeholders, give rows readable by name
+or position, and offer `begin()` (a write transaction), `durable()` (commits inside reach the
+disk before they return) and `bulk()` (a large write). What differs between the two SQL
+dialects is in `Dialect`, so no other module asks which database it talks to.
+
+SQLite's schema version is its `user_version`; each entry of MIGRATIONS moves it up by one, in
+a transaction, so an old database is brought up to date the first time a newer version opens
+it. PostgreSQL has the same migrations, version for version, in postgres.py.
 """
 
 from __future__ import annotations
@@ -11,7 +18,13 @@ import contextlib
 import datetime as dt
 import os
 import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
 
 from newsletter.errors import DatabaseError
 
@@ -191,6 +204,123 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The SQL that differs between SQLite and PostgreSQL."""
+
+    name: str
+    #: A row's tags joined by U+001F (in a correlated subquery on `subscriber_tags`).
+    tag_list: str
+    #: The domain part of `email`.
+    email_domain: str
+    #: Appended to the SELECT that claims rows: lock them, and skip those another sender
+    #: has locked (SQLite's write transaction already excludes every other writer).
+    skip_locked: str
+
+    def later(self, column: str) -> str:
+        """A condition: the stored time in `column` is after the time given as a parameter."""
+        if self.name == "sqlite":
+            return f"julianday({column}) > julianday(?)"
+        return f"CAST({column} AS timestamptz) > CAST(? AS timestamptz)"
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    tag_list="group_concat(tag, char(31))",
+    email_domain="lower(substr(email, instr(email, '@') + 1))",
+    skip_locked="",
+)
+POSTGRESQL = Dialect(
+    name="postgresql",
+    tag_list="string_agg(tag::text, chr(31))",
+    email_domain="lower(split_part(email::text, '@', 2))",
+    skip_locked=" FOR UPDATE OF d SKIP LOCKED",
+)
+
+
+class Cursor(Protocol):
+    """What a statement gives back."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """A connection to the project's database, SQLite or PostgreSQL."""
+
+    dialect: Dialect
+    #: What to call the database in messages: its path, or its URL without a password.
+    where: str
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def begin(self) -> None: ...
+
+    def durable(self) -> AbstractContextManager[None]: ...
+
+    def bulk(self) -> AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+
+#: The page cache a bulk write may use, in KiB (SQLite allocates it only as pages are read).
+BULK_CACHE_KIB = 32 * 1024
+
+
+class SQLiteConnection(sqlite3.Connection):
+    """sqlite3's connection with the methods every `Connection` has."""
+
+    dialect = SQLITE
+    where = "the database"
+
+    def begin(self) -> None:
+        """Open a write transaction (taking the write lock at once)."""
+        self.execute("BEGIN IMMEDIATE")
+
+    @contextlib.contextmanager
+    def durable(self) -> Iterator[None]:
+        """Commits inside are fsynced before they return (synchronous=FULL)."""
+        self.execute("PRAGMA synchronous = FULL")
+        try:
+            yield
+        finally:
+            self.execute("PRAGMA synchronous = NORMAL")
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """A large write: a larger page cache for its duration."""
+        default = self.execute("PRAGMA cache_size").fetchone()[0]
+        self.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            self.execute(f"PRAGMA cache_size = {int(default)}")
+
+
+def is_postgres(location: Path | str) -> bool:
+    """Whether `location` names a PostgreSQL database rather than an SQLite file."""
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
+def exists(location: Path | str) -> bool:
+    """Whether the database may hold data already (a server database always may)."""
+    return is_postgres(location) or Path(location).exists()
+
+
 def failure(exc: sqlite3.Error, path: Path | str) -> DatabaseError:
     """One clear line for a database that cannot be used (full disk, read-only, locked...)."""
     text = str(exc)
@@ -226,12 +356,35 @@ def now() -> str:
     return stored_time(dt.datetime.now(dt.UTC))
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
+def schema_version(conn: Connection) -> int:
     """The schema version the database is at."""
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if isinstance(conn, SQLiteConnection):
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    from newsletter.deliver import postgres
+
+    return postgres.schema_version(conn)  # type: ignore[arg-type]
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def latest_version(conn: Connection) -> int:
+    """The schema version this newsletter migrates the database to."""
+    if isinstance(conn, SQLiteConnection):
+        return len(MIGRATIONS)
+    from newsletter.deliver import postgres
+
+    return len(postgres.MIGRATIONS)
+
+
+def migrate(conn: Connection) -> None:
+    """Bring the database's schema up to date."""
+    if isinstance(conn, SQLiteConnection):
+        _migrate_sqlite(conn)
+        return
+    from newsletter.deliver import postgres
+
+    postgres.migrate(conn)  # type: ignore[arg-type]
+
+
+def _migrate_sqlite(conn: SQLiteConnection) -> None:
     """Apply every migration the database has not had yet, each in its own transaction."""
     version = schema_version(conn)
     if version > len(MIGRATIONS):
@@ -261,7 +414,20 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def connect(path: Path, lock_wait: float = 30.0) -> sqlite3.Connection:
+def connect(location: Path | str, lock_wait: float = 30.0, *, migrated: bool = True) -> Connection:
+    """Open the database at `location` (a path, or a `postgresql://` URL) and migrate it
+    forward (unless `migrated` is False); a statement waits up to `lock_wait` seconds for
+    another connection's locks."""
+    if is_postgres(location):
+        from newsletter.deliver import postgres
+
+        return postgres.connect(str(location), lock_wait, migrated=migrated)
+    return connect_sqlite(Path(location), lock_wait, migrated=migrated)
+
+
+def connect_sqlite(
+    path: Path, lock_wait: float = 30.0, *, migrated: bool = True
+) -> SQLiteConnection:
     """Open (creating if needed, readable by its owner only) and migrate the database at
     `path`; a statement waits up to `lock_wait` seconds (retrying) for another connection's
     write lock.
@@ -273,13 +439,19 @@ def connect(path: Path, lock_wait: float = 30.0) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         _create_private(path)
         conn = sqlite3.connect(
-            path, timeout=lock_wait, isolation_level=None, check_same_thread=False
+            path,
+            timeout=lock_wait,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=SQLiteConnection,
         )
+        conn.where = str(path)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        migrate(conn)
+        if migrated:
+            _migrate_sqlite(conn)
     except sqlite3.OperationalError as exc:
         raise failure(exc, path) from None
     except sqlite3.DatabaseError as exc:

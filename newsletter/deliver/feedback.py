@@ -231,13 +231,13 @@ class Feedback:
         cursor = self.conn.execute(
             "INSERT INTO inbound_events (received_at, source, kind, class, status, issue,"
             " subscriber_id, matched_by, reason, action, previous_status, decision, raw)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (db.now(), source, applied.kind, applied.klass, applied.status, applied.issue,
              applied.subscriber_id, applied.matched_by, applied.reason, applied.action,
              subscriber.status.value if subscriber and target else "",
              json.dumps(asdict(decision)), raw),
         )  # fmt: skip
-        return Applied(**{**asdict(applied), "event_id": cursor.lastrowid})
+        return Applied(**{**asdict(applied), "event_id": int(cursor.fetchone()[0])})
 
     def ingest(self, raw: bytes, *, source: str, dry_run: bool = False) -> list[Applied]:
         """Classify one raw message and apply it."""
@@ -288,7 +288,7 @@ def feedback_for(store: SubscriberStore, config: Config, signer: Signer) -> Feed
 def store_handler(config: Config, signer: Signer, source: str) -> Callable[[bytes], None]:
     """What a listener calls with each message: take it into the project's database, on a
     connection of its own (the listener's thread is not the caller's)."""
-    path = config.path(config.database)
+    path = config.database_location
 
     def handle(raw: bytes) -> None:
         with SubscriberStore.open(path) as store:

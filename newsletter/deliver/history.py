@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from dataclasses import dataclass
 
+from newsletter.deliver import db
 from newsletter.deliver.db import now as utc_now
 from newsletter.deliver.schedule import Scheduled, ScheduleStore
 
@@ -23,10 +23,11 @@ class Delivered:
     last_sent: dt.datetime | None
 
 
-def delivered(conn: sqlite3.Connection) -> dict[str, Delivered]:
+def delivered(conn: db.Connection) -> dict[str, Delivered]:
     """Per issue in the ledger: copies sent, copies still queued or uncertain, last sent time."""
     rows = conn.execute(
-        "SELECT issue, sum(status = 'sent'), sum(status IN ('queued', 'sending')), "
+        "SELECT issue, count(*) FILTER (WHERE status = 'sent'), "
+        "count(*) FILTER (WHERE status IN ('queued', 'sending')), "
         "max(CASE WHEN status = 'sent' THEN updated_at END) FROM deliveries GROUP BY issue"
     )
     return {
@@ -35,13 +36,13 @@ def delivered(conn: sqlite3.Connection) -> dict[str, Delivered]:
     }
 
 
-def sent_issues(conn: sqlite3.Connection) -> set[str]:
+def sent_issues(conn: db.Connection) -> set[str]:
     """The issues at least one real subscriber has been sent."""
     rows = conn.execute("SELECT DISTINCT issue FROM deliveries WHERE status = 'sent'")
     return {issue for (issue,) in rows}
 
 
-def record_override(conn: sqlite3.Connection, issue: str, errors: list[str]) -> None:
+def record_override(conn: db.Connection, issue: str, errors: list[str]) -> None:
     """Remember that `send --force` sent `issue` despite these check errors."""
     conn.execute(
         "INSERT INTO send_overrides (issue, errors, created_at) VALUES (?, ?, ?)",
@@ -49,7 +50,7 @@ def record_override(conn: sqlite3.Connection, issue: str, errors: list[str]) -> 
     )
 
 
-def overrides(conn: sqlite3.Connection, issue: str) -> list[list[str]]:
+def overrides(conn: db.Connection, issue: str) -> list[list[str]]:
     """The errors overridden by each forced send of `issue`, oldest first."""
     rows = conn.execute(
         "SELECT errors FROM send_overrides WHERE issue = ? ORDER BY id", [issue]
@@ -77,7 +78,7 @@ def describe(status: str, done: Delivered | None, schedule: Scheduled | None) ->
     return status
 
 
-def states(conn: sqlite3.Connection, statuses: dict[str, str]) -> dict[str, str]:
+def states(conn: db.Connection, statuses: dict[str, str]) -> dict[str, str]:
     """The state of each issue (slug → front-matter status) after the database's records."""
     done = delivered(conn)
     every = sorted(ScheduleStore(conn).listing(every=True), key=lambda row: row.id)

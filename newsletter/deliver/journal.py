@@ -33,8 +33,11 @@ LOCK_WAIT = 30.0
 
 
 def journal_path(config: Config) -> Path:
-    """Where the project's journal lives: beside its database."""
-    database = config.path(config.database)
+    """Where the project's journal lives: beside its SQLite file, or in the project's
+    `.newsletter` folder when the database is a server (one journal per host)."""
+    database = config.database_location
+    if isinstance(database, str):
+        return config.path(".newsletter/unsubscribes.jsonl")
     return database.with_name(database.name + ".unsubscribes.jsonl")
 
 

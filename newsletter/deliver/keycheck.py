@@ -7,15 +7,14 @@ first command that signs links records the key's fingerprint; later ones compare
 
 from __future__ import annotations
 
-import sqlite3
-
+from newsletter.deliver import db
 from newsletter.deliver.tokens import Signer
 from newsletter.errors import KeyChangedError, Problem
 
 _NAME = "signing_key_fingerprint"
 
 
-def check_signing_key(conn: sqlite3.Connection, signer: Signer, source: str, *,
+def check_signing_key(conn: db.Connection, signer: Signer, source: str, *,
                       accept: bool = False) -> None:  # fmt: skip
     """Record the key's fingerprint on first use; KeyChangedError if it differs later.
 

@@ -16,13 +16,15 @@ and releases what it hands back; only rows whose lease has expired (or whose cla
 on this host, no longer exists) can be claimed again. A claimed row that reached `sending`
 is never claimed again automatically: when its lease runs out it is uncertain. Every
 write at the commit point checks that the claim still holds, so a process whose lease was taken
-over never sends. The claim logic lives only here: a server database would claim with
-`SELECT ... FOR UPDATE SKIP LOCKED` behind the same methods.
+over never sends. The claim logic lives only here. On SQLite a claim's write transaction keeps
+every other writer out; on PostgreSQL the claiming SELECT locks its rows `FOR UPDATE SKIP
+LOCKED`, so concurrent senders each take different rows without waiting for one another.
 
-Durability: the database runs in WAL mode with `synchronous = NORMAL` (a commit survives the
-process being killed), and the commit point alone is written with `synchronous = FULL`, so that
-it also survives a power cut: a copy the server may have is never forgotten and resent. The
-commit points of concurrent workers are written together (group commit) to share one fsync.
+Durability: SQLite runs in WAL mode with `synchronous = NORMAL` (a commit survives the
+process being killed), and the commit point alone is written with `synchronous = FULL` (every
+PostgreSQL commit is durable already), so that it also survives a power cut: a copy the server
+may have is never forgotten and resent. The commit points of concurrent workers are written
+together (group commit) to share one fsync.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
+from newsletter.deliver import db
 from newsletter.deliver.db import failure
 from newsletter.deliver.segments import Segment
-from newsletter.errors import NewsletterError
+from newsletter.errors import DatabaseError, NewsletterError
 
 RETRYABLE = ("queued", "deferred")
 STATUSES = ("queued", "sending", "sent", "deferred", "failed")
@@ -92,8 +96,8 @@ def stamp() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
-def _segment(segment: Segment | None) -> tuple[str, list[Any]]:
-    return segment.sql() if segment is not None else ("", [])
+def _segment(segment: Segment | None, dialect: db.Dialect) -> tuple[str, list[Any]]:
+    return segment.sql(dialect) if segment is not None else ("", [])
 
 
 def _database(method: Callable[P, R]) -> Callable[P, R]:
@@ -129,7 +133,7 @@ class Ledger:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: db.Connection,
         issue: str,
         *,
         lease: float = 60.0,
@@ -144,8 +148,7 @@ class Ledger:
         self._pending: list[_CommitPoint] = []
         self._pending_lock = threading.Lock()
         self._commit_lock = threading.Lock()
-        rows = conn.execute("PRAGMA database_list").fetchall()
-        self.path = next((row[2] for row in rows if row[1] == "main"), "") or "the database"
+        self.path = conn.where
 
     def _write(self, sql: str, params: Sequence[Any]) -> int:
         with self._lock:
@@ -154,11 +157,12 @@ class Ledger:
     @_database
     def enqueue(self, segment: Segment | None = None) -> int:
         """Add a `queued` row for every active subscriber (in the segment) that has none yet."""
-        where, params = _segment(segment)
+        where, params = _segment(segment, self.conn.dialect)
         with self._lock:
             cursor = self.conn.execute(
-                "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, status, updated_at) "
-                f"SELECT ?, s.id, 'queued', ? FROM subscribers s WHERE s.status = 'active'{where}",
+                "INSERT INTO deliveries (issue, subscriber_id, status, updated_at) "
+                "SELECT CAST(? AS TEXT), s.id, 'queued', CAST(? AS TEXT) FROM subscribers s "
+                f"WHERE s.status = 'active'{where} ON CONFLICT DO NOTHING",
                 [self.issue, stamp(), *params],
             )
             return cursor.rowcount
@@ -167,7 +171,7 @@ class Ledger:
         self, segment: Segment | None, uncertain: bool, unqueued: bool
     ) -> tuple[str, list[Any]]:
         statuses = (*RETRYABLE, "sending") if uncertain else RETRYABLE
-        where, params = _segment(segment)
+        where, params = _segment(segment, self.conn.dialect)
         marks = ",".join("?" * len(statuses))
         join, none = ("LEFT JOIN", "d.status IS NULL OR ") if unqueued else ("JOIN", "")
         sql = (
@@ -233,7 +237,7 @@ class Ledger:
     def reap(self) -> None:
         """Free the claims of processes on this host that no longer exist."""
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.begin()
             try:
                 self._release_dead_claims(time.time())
                 self.conn.execute("COMMIT")
@@ -260,10 +264,10 @@ class Ledger:
         processes on this host.
         """
         moment = time.time()
-        where, params = _segment(segment)
+        where, params = _segment(segment, self.conn.dialect)
         others = "'deferred', 'sending'" if uncertain else "'deferred'"
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.begin()
             try:
                 if reap:
                     self._release_dead_claims(moment)
@@ -272,7 +276,7 @@ class Ledger:
                     "FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
                     f"WHERE d.issue = ? AND (d.status = 'queued' OR (d.status IN ({others}) "
                     "AND d.updated_at < ?)) AND d.lease_until < ? AND s.status = 'active'"
-                    f"{where} ORDER BY d.subscriber_id LIMIT ?",
+                    f"{where} ORDER BY d.subscriber_id LIMIT ?{self.conn.dialect.skip_locked}",
                     [self.issue, before, moment, *params, limit],
                 ).fetchall()
                 self.conn.executemany(
@@ -356,11 +360,10 @@ class Ledger:
         """Write a batch of commit points in one transaction (synchronous=FULL if durable)."""
         moment = time.time()
         try:
-            with self._lock:
-                if self.durable_commit_point:
-                    self.conn.execute("PRAGMA synchronous = FULL")
+            durable = self.conn.durable() if self.durable_commit_point else nullcontext()
+            with self._lock, durable:
                 try:
-                    self.conn.execute("BEGIN IMMEDIATE")
+                    self.conn.begin()
                     for entry in batch:
                         entry.changed = self.conn.execute(
                             "UPDATE deliveries SET status = 'sending', message_id = ?, "
@@ -372,10 +375,8 @@ class Ledger:
                 finally:
                     if self.conn.in_transaction:
                         self.conn.execute("ROLLBACK")
-                    if self.durable_commit_point:
-                        self.conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.OperationalError as exc:
-            error = failure(exc, self.path)
+        except (sqlite3.OperationalError, DatabaseError) as exc:
+            error = exc if isinstance(exc, DatabaseError) else failure(exc, self.path)
             for entry in batch:
                 entry.changed, entry.error = 0, error
         finally:
@@ -447,7 +448,7 @@ class Ledger:
     @_database
     def skipped(self, segment: Segment | None = None) -> tuple[int, int]:
         """(already sent, not active) among the segment, for the run's summary."""
-        where, params = _segment(segment)
+        where, params = _segment(segment, self.conn.dialect)
         with self._lock:
             sent = self.conn.execute(
                 "SELECT count(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "

@@ -45,7 +45,7 @@ def save_preferences(
     now = db.now()
     changes: list[tuple[str, str]] = []
     conn = store.conn
-    conn.execute("BEGIN IMMEDIATE")
+    conn.begin()
     try:
         for topic in config.topics:
             on = topic.name.casefold() in wanted
@@ -53,7 +53,8 @@ def save_preferences(
                 continue
             if on:
                 conn.execute(
-                    "INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?)",
+                    "INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     (subscriber.id, topic.tag),
                 )
             else:

@@ -15,10 +15,11 @@ stored as ISO 8601; every method takes the current time from its caller (an inje
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import zoneinfo
 from dataclasses import dataclass
+from typing import Any
 
+from newsletter.deliver import db
 from newsletter.deliver.db import stored_time
 from newsletter.errors import InputError, Problem
 
@@ -84,7 +85,7 @@ _COLUMNS = (
 )
 
 
-def _row(row: sqlite3.Row) -> Scheduled:
+def _row(row: Any) -> Scheduled:
     values = dict(row)
     values["due_at"] = dt.datetime.fromisoformat(values["due_at"])
     values["force"] = bool(values["force"])
@@ -95,7 +96,7 @@ def _row(row: sqlite3.Row) -> Scheduled:
 class ScheduleStore:
     """The schedules table of one database connection."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: db.Connection) -> None:
         self.conn = conn
 
     def add(
@@ -129,11 +130,12 @@ class ScheduleStore:
             )
         cursor = self.conn.execute(
             "INSERT INTO schedules (issue, issue_dir, due_at, timezone, tag, force, "
-            "skip_url_check, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "skip_url_check, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
             [issue, issue_dir, stored_time(due_at), timezone, tag, force, skip_url_check,
              stored_time(now), stored_time(now)],
         )  # fmt: skip
-        return self.get(int(cursor.lastrowid or 0))
+        return self.get(int(cursor.fetchone()[0]))
 
     def get(self, schedule_id: int) -> Scheduled:
         """One schedule by its number; InputError if there is none."""
@@ -179,17 +181,11 @@ class ScheduleStore:
     def mark_missed(self, now: dt.datetime, grace: dt.timedelta) -> list[Scheduled]:
         """Close every waiting schedule due longer than `grace` ago as `missed`; return them."""
         limit = stored_time(now - grace)
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            rows = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM schedules WHERE status = 'scheduled' AND due_at < ?",
-                [limit],
-            ).fetchall()
-            self.conn.execute(
-                "UPDATE schedules SET status = 'missed', updated_at = ?, result = ? "
-                "WHERE status = 'scheduled' AND due_at < ?",
-                [stored_time(now), "not sent: the worker was not running at the time", limit],
-            )
+        rows = self.conn.execute(
+            "UPDATE schedules SET status = 'missed', updated_at = ?, result = ? "
+            f"WHERE status = 'scheduled' AND due_at < ? RETURNING {_COLUMNS}",
+            [stored_time(now), "not sent: the worker was not running at the time", limit],
+        ).fetchall()
         return [_row(row) for row in rows]
 
     def claim_due(self, worker: str, now: dt.datetime, lease: dt.timedelta) -> Scheduled | None:

@@ -10,10 +10,10 @@ people.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from newsletter.deliver import db
 from newsletter.errors import EmptySegment, Problem
 
 
@@ -41,7 +41,7 @@ class Segment:
         object.__setattr__(self, "tags", _tags(self.tags))
         object.__setattr__(self, "exclude", _tags(self.exclude))
 
-    def sql(self) -> tuple[str, list[Any]]:
+    def sql(self, dialect: db.Dialect) -> tuple[str, list[Any]]:
         """`AND ...` conditions on the subscribers table aliased `s`, with their parameters."""
         where, params = "", list[Any]()
         for tags, verb in ((self.tags, "IN"), (self.exclude, "NOT IN")):
@@ -53,7 +53,7 @@ class Segment:
                 )
                 params += tags
         if self.since:
-            where += " AND julianday(s.status_changed_at) > julianday(?)"
+            where += f" AND {dialect.later('s.status_changed_at')}"
             params.append(self.since)
         if self.subscriber:
             where += " AND s.id = ?"
@@ -105,7 +105,7 @@ class Segment:
         return words
 
 
-def check_tags(conn: sqlite3.Connection, segment: Segment) -> None:
+def check_tags(conn: db.Connection, segment: Segment) -> None:
     """Refuse (exit 2) a segment naming a tag (to include or exclude) no active subscriber has.
 
     A misspelt tag would reach nobody, and a misspelt exclusion the very readers it was meant

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -195,14 +194,15 @@ class _Suppressed(SubscriberError):
         )
 
 
-_SELECT = """
-    SELECT s.*, (SELECT group_concat(tag, char(31)) FROM subscriber_tags
-                 WHERE subscriber_id = s.id) AS tag_list
-    FROM subscribers s
-"""
+def _select(dialect: db.Dialect) -> str:
+    """The query for whole subscribers, their tags included (add WHERE...)."""
+    return (
+        f"SELECT s.*, (SELECT {dialect.tag_list} FROM subscriber_tags"
+        " WHERE subscriber_id = s.id) AS tag_list FROM subscribers s"
+    )
 
 
-def _subscriber(row: sqlite3.Row) -> Subscriber:
+def _subscriber(row: Any) -> Subscriber:
     tags = row["tag_list"].split("\x1f") if row["tag_list"] else []
     return Subscriber(
         id=row["id"],
@@ -234,8 +234,6 @@ def _filters(status: Status | None, tag: str | None) -> tuple[list[str], list[An
     return conditions, params
 
 
-#: The page cache an import may use, in KiB (SQLite allocates it only as pages are read).
-IMPORT_CACHE_KIB = 32 * 1024
 #: History rows and tags are queued and inserted this many at a time (see SubscriberStore).
 WRITE_BATCH = 1000
 
@@ -249,15 +247,17 @@ class SubscriberStore:
     meanwhile.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: db.Connection) -> None:
         self.conn = conn
+        self._select = _select(conn.dialect)
         self._history_rows: list[tuple[int, str, str, str, str, str]] = []
         self._tag_rows: list[tuple[int, str]] = []
 
     @classmethod
-    def open(cls, path: Path, lock_wait: float = 30.0) -> SubscriberStore:
-        """The store in the database file at `path`, created and migrated as needed."""
-        return cls(db.connect(path, lock_wait))
+    def open(cls, location: Path | str, lock_wait: float = 30.0) -> SubscriberStore:
+        """The store in the database at `location` (a path or a URL), created and migrated
+        as needed."""
+        return cls(db.connect(location, lock_wait))
 
     def __enter__(self) -> SubscriberStore:
         return self
@@ -273,7 +273,7 @@ class SubscriberStore:
     @contextmanager
     def _transaction(self, commit: bool = True) -> Iterator[None]:
         """One write transaction; `commit=False` rolls it back at the end (a dry run)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.begin()
         try:
             yield
             self._write_queued()
@@ -292,7 +292,7 @@ class SubscriberStore:
             self._history_rows,
         )
         self.conn.executemany(
-            "INSERT OR IGNORE INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?)",
+            "INSERT INTO subscriber_tags (subscriber_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
             self._tag_rows,
         )
         self._history_rows.clear()
@@ -327,17 +327,17 @@ class SubscriberStore:
             key = normalize_email(email)
         except SubscriberError:
             key = email.strip()
-        row = self.conn.execute(f"{_SELECT} WHERE s.email = ?", (key,)).fetchone()
+        row = self.conn.execute(f"{self._select} WHERE s.email = ?", (key,)).fetchone()
         return _subscriber(row) if row else None
 
     def get_by_id(self, subscriber_id: int) -> Subscriber | None:
         """The subscriber with this id, if any."""
-        row = self.conn.execute(f"{_SELECT} WHERE s.id = ?", (subscriber_id,)).fetchone()
+        row = self.conn.execute(f"{self._select} WHERE s.id = ?", (subscriber_id,)).fetchone()
         return _subscriber(row) if row else None
 
     def get_by_public_id(self, public_id: str) -> Subscriber | None:
         """The subscriber a link names by their public id, if any."""
-        row = self.conn.execute(f"{_SELECT} WHERE s.public_id = ?", (public_id,)).fetchone()
+        row = self.conn.execute(f"{self._select} WHERE s.public_id = ?", (public_id,)).fetchone()
         return _subscriber(row) if row else None
 
     def erase(self, email: str, *, source: str = "cli", reason: str = "") -> Subscriber | None:
@@ -398,7 +398,7 @@ class SubscriberStore:
         rows = self.conn.execute(
             "SELECT t.tag, s.status, count(*) FROM subscriber_tags t"
             " JOIN subscribers s ON s.id = t.subscriber_id GROUP BY t.tag, s.status"
-            " ORDER BY t.tag COLLATE NOCASE"
+            " ORDER BY lower(t.tag)"
         )
         for tag, status, count in rows:
             counts.setdefault(tag, {})[status] = count
@@ -472,7 +472,7 @@ class SubscriberStore:
             raise ValueError("batch_size must be at least 1")
         conditions, params = _filters(status, tag)
         where = " AND ".join(["s.id > ?", *conditions])
-        query = f"{_SELECT} WHERE {where} ORDER BY s.id LIMIT ?"
+        query = f"{self._select} WHERE {where} ORDER BY s.id LIMIT ?"
         last = 0
         while True:
             rows = self.conn.execute(query, (last, *params, batch_size)).fetchall()
@@ -492,7 +492,7 @@ class SubscriberStore:
     def count_by_domain(self, status: Status = Status.ACTIVE) -> dict[str, int]:
         """How many subscribers with `status` each address domain (lower-cased) has."""
         rows = self.conn.execute(
-            "SELECT lower(substr(email, instr(email, '@') + 1)) AS domain, count(*)"
+            f"SELECT {self.conn.dialect.email_domain} AS domain, count(*)"
             " FROM subscribers WHERE status = ? GROUP BY domain",
             (Status(status).value,),
         )
@@ -514,7 +514,7 @@ class SubscriberStore:
         report = ImportReport(dry_run=dry_run)
         seen: set[int] = set()
         now = db.now()
-        with self._transaction(commit=not dry_run), self._import_cache():
+        with self._transaction(commit=not dry_run), self.conn.bulk():
             check = suppression.any_suppressed(self.conn)
             for row in rows:
                 try:
@@ -540,19 +540,6 @@ class SubscriberStore:
                     report.skipped += 1
         return report
 
-    @contextmanager
-    def _import_cache(self) -> Iterator[None]:
-        """A larger page cache for the length of an import: the random public ids make every
-        insert touch some page of their index, which spills to the WAL and is read back when the
-        default 2 MB cache is full (32 MB holds the ids of about 700,000 people; a bound, for
-        the import's peak memory)."""
-        default = self.conn.execute("PRAGMA cache_size").fetchone()[0]
-        self.conn.execute(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}")
-        try:
-            yield
-        finally:
-            self.conn.execute(f"PRAGMA cache_size = {int(default)}")
-
     def _upsert(
         self, row: ImportRow, now: str, source: str, check_suppressed: bool = True
     ) -> tuple[str, int, Status]:
@@ -572,7 +559,7 @@ class SubscriberStore:
         added = self.conn.execute(
             "INSERT INTO subscribers (email, first_name, last_name, attributes, status,"
             " status_reason, status_changed_at, created_at, public_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING RETURNING id",
             (
                 row.email,
                 row.first_name,
@@ -585,9 +572,9 @@ class SubscriberStore:
                 secrets.token_hex(16),  # as the schema's trigger would, without its UPDATE
             ),
         )
-        if added.rowcount == 1:
-            subscriber_id = added.lastrowid
-            assert subscriber_id is not None
+        inserted = added.fetchone()
+        if inserted is not None:
+            subscriber_id = int(inserted[0])
             self._history(subscriber_id, row.status, row.status_reason, source, changed_at)
             if row.tags:
                 self._add_tags(subscriber_id, row.tags)

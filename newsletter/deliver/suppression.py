@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 
 from newsletter.deliver import db
 
 _KEY = "suppression_key"
 
 
-def _key(conn: sqlite3.Connection) -> bytes:
+def _key(conn: db.Connection) -> bytes:
     row = conn.execute("SELECT value FROM suppression_meta WHERE name = ?", (_KEY,)).fetchone()
     return bytes.fromhex(row[0])
 
 
-def address_hash(conn: sqlite3.Connection, email: str) -> str:
+def address_hash(conn: db.Connection, email: str) -> str:
     """The keyed hash that stands for a (normalised) address on the list."""
     return hmac.new(_key(conn), email.casefold().encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def suppressed(conn: sqlite3.Connection, email: str) -> str | None:
+def suppressed(conn: db.Connection, email: str) -> str | None:
     """Why this address may not be added back (the status it left with), or None."""
     row = conn.execute(
         "SELECT status FROM suppressions WHERE hash = ?", (address_hash(conn, email),)
@@ -35,20 +34,21 @@ def suppressed(conn: sqlite3.Connection, email: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def any_suppressed(conn: sqlite3.Connection) -> bool:
+def any_suppressed(conn: db.Connection) -> bool:
     """Whether the list holds anyone (an import skips the per-address check if not)."""
     return conn.execute("SELECT 1 FROM suppressions LIMIT 1").fetchone() is not None
 
 
-def suppress(conn: sqlite3.Connection, email: str, status: str, reason: str) -> None:
+def suppress(conn: db.Connection, email: str, status: str, reason: str) -> None:
     """Keep this address out (its hash only), remembering the status it left with."""
     conn.execute(
-        "INSERT OR REPLACE INTO suppressions (hash, status, reason, suppressed_at)"
-        " VALUES (?, ?, ?, ?)",
+        "INSERT INTO suppressions (hash, status, reason, suppressed_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (hash) DO UPDATE SET status = excluded.status,"
+        " reason = excluded.reason, suppressed_at = excluded.suppressed_at",
         (address_hash(conn, email), status, reason, db.now()),
     )
 
 
-def lift(conn: sqlite3.Connection, email: str) -> None:
+def lift(conn: db.Connection, email: str) -> None:
     """Let this address back in (it confirmed a new sign-up)."""
     conn.execute("DELETE FROM suppressions WHERE hash = ?", (address_hash(conn, email),))

@@ -39,7 +39,7 @@ RETRY_EVERY = 900.0
 
 def _ledger(config: Config) -> Ledger | None:
     slug = config.welcome.slug()
-    return Ledger(connect(config.path(config.database)), slug) if slug else None
+    return Ledger(connect(config.database_location), slug) if slug else None
 
 
 def queue_welcome(config: Config, subscriber_id: int) -> None:

@@ -60,7 +60,7 @@ class Worker:
     name: str = field(default_factory=_worker_name)
 
     def _store(self) -> ScheduleStore:
-        return ScheduleStore(connect(self.config.path(self.config.database)))
+        return ScheduleStore(connect(self.config.database_location))
 
     def start(self) -> list[Scheduled]:
         """Close (and report) the schedules that are already too late to send blindly."""

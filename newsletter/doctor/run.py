@@ -8,6 +8,7 @@ from typing import Any
 import dns.resolver
 
 from newsletter.config import Config
+from newsletter.deliver import db
 from newsletter.deliver.came_back import recent_policy_rejections
 from newsletter.deliver.message import DkimKey
 from newsletter.deliver.subscribers import SubscriberStore
@@ -151,8 +152,8 @@ def _web(base_url: str, timeout: float) -> list[CheckResult]:
 
 
 def _volume(config: Config) -> CheckResult:
-    path = config.path(config.database)
-    if not path.is_file():
+    path = config.database_location
+    if not db.exists(path):
         return passed(volume.NAME, f"no subscriber database yet ({path})")
     with SubscriberStore.open(path) as store:
         domains = store.count_by_domain()
@@ -160,8 +161,8 @@ def _volume(config: Config) -> CheckResult:
 
 
 def _rejections(config: Config) -> CheckResult:
-    path = config.path(config.database)
-    if not path.is_file():
+    path = config.database_location
+    if not db.exists(path):
         return passed(rejections.NAME, f"no subscriber database yet ({path})")
     with SubscriberStore.open(path) as store:
         found = recent_policy_rejections(store.conn, rejections.DAYS)

@@ -68,6 +68,7 @@ from newsletter.analytics.clicks import Hit, record_click, record_open
 from newsletter.analytics.links import CANARY, LinkSigner
 from newsletter.compose.templates import make_environment, render
 from newsletter.config import Config, load_config
+from newsletter.deliver import db
 from newsletter.deliver.feedback import feedback_for
 from newsletter.deliver.journal import UnsubscribeJournal, journal_path
 from newsletter.deliver.notices import confirmation_email
@@ -210,7 +211,7 @@ class WebApp:
 
     def store(self) -> SubscriberStore:
         """A connection to the subscriber store (one per unit of work, in a worker thread)."""
-        path = self.config.path(self.config.database)
+        path = self.config.database_location
         return SubscriberStore.open(path, self.config.web.lock_wait)
 
     async def in_thread(self, work: Callable[..., T], *args: Any) -> T:
@@ -597,7 +598,7 @@ class WebApp:
             await asyncio.to_thread(self._count_open, issue)
         return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
-    def _record(self, record: Callable[[sqlite3.Connection, Hit, BurstDetector], bool],
+    def _record(self, record: Callable[[db.Connection, Hit, BurstDetector], bool],
                 hit: Hit) -> None:  # fmt: skip
         with self.store() as store:
             record(store.conn, hit, self.bursts)

@@ -39,6 +39,7 @@ from newsletter.compose.issues import load_issue
 from newsletter.compose.mergetags import fill
 from newsletter.compose.templates import default_templates, make_environment, render
 from newsletter.config import CONFIG_NAME, Config, load_config
+from newsletter.deliver import db
 from newsletter.deliver.message import Recipient, copy_values
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import Signer, signer_for
@@ -96,9 +97,9 @@ class PreviewSession:
 
     def _store(self) -> SubscriberStore | None:
         config = self.snapshot.config
-        if config is None or not config.path(config.database).exists():
+        if config is None or not db.exists(config.database_location):
             return None
-        return SubscriberStore.open(config.path(config.database))
+        return SubscriberStore.open(config.database_location)
 
     def subscribers(self, limit: int = 50) -> list[dict[str, Any]]:
         """Active subscribers to pick from (the first `limit`)."""
