@@ -43,14 +43,17 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 # Debian packages that tests use as real servers and tools: chromium (browser tests),
-# SpamAssassin (`check --spam`), dnsmasq (the doctor's DNS), Dovecot (inbound IMAP). Installed
-# where we can (root with apt-get; services are not started by the install), else those tests
-# are skipped with the reason.
+# SpamAssassin (`check --spam`), dnsmasq (the doctor's DNS), Dovecot (inbound IMAP), PostgreSQL
+# (the shared store; the tests run their own throwaway cluster). Installed where we can (root
+# with apt-get; services are not started by the install, so no cluster of the package's own
+# runs), else those tests are skipped with the reason.
 browser:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
 	command -v spamassassin >/dev/null 2>&1 || missing="$$missing spamassassin"; \
 	PATH="$$PATH:/usr/sbin" command -v dnsmasq >/dev/null 2>&1 || missing="$$missing dnsmasq-base"; \
 	[ -x /usr/sbin/dovecot ] || missing="$$missing dovecot-imapd"; \
+	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing Debian's$$missing for the tests that use them..."; \

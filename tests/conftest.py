@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from postgres_server import PASSWORD_ENV, Cluster, Database, PostgresUnavailable
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,6 +97,41 @@ def smtp_project(project: Path) -> Callable[..., Path]:
         return config
 
     return configure
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster for the session; the test is skipped if there is none."""
+    cluster = Cluster()
+    try:
+        cluster.start()
+    except PostgresUnavailable as error:
+        pytest.skip(str(error))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_database(postgres_cluster: Cluster) -> Iterator[Database]:
+    """A fresh empty database for this test (.url, .dsn, .password), dropped afterwards."""
+    database = postgres_cluster.create_database()
+    yield database
+    postgres_cluster.drop_database(database)
+
+
+@pytest.fixture
+def postgres_url(postgres_database: Database, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test database's URL without its password, which is in NEWSLETTER_DATABASE_PASSWORD."""
+    monkeypatch.setenv(PASSWORD_ENV, postgres_database.password)
+    return postgres_database.url
+
+
+@pytest.fixture
+def postgres_dsn(postgres_database: Database) -> str:
+    """The same database as a libpq connection string with the password, for psycopg.connect."""
+    return postgres_database.dsn
 
 
 # The fast lane (`make test-fast`) runs `-m "not slow"`: everything but these whole-process,
