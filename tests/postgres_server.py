@@ -177,6 +177,11 @@ class Cluster:
                     sql.Identifier(ROLE), sql.Literal(self.password)
                 )
             )
+        except psycopg.Error as error:
+            self.stop()
+            raise PostgresUnavailable(
+                f"PostgreSQL started but refused its setup: {error}"
+            ) from error
         except BaseException:
             self.stop()
             raise
