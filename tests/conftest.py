@@ -6,6 +6,7 @@ import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from postgres_server import PASSWORD_ENV, Cluster, Database, PostgresUnavailable
@@ -146,3 +147,55 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`each_database`: SQLite and PostgreSQL, or SQLite alone for a test marked
+    `sqlite_only` (it is about the SQLite file itself)."""
+    if "each_database" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        backends = ["sqlite"] if only else ["sqlite", "postgresql"]
+        metafunc.parametrize("each_database", backends, indirect=True)
+
+
+@pytest.fixture
+def each_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test once on SQLite and once on PostgreSQL (a module opts in with
+    `pytestmark = pytest.mark.usefixtures("each_database")`).
+
+    On PostgreSQL the test's project (if it uses one) is configured with the test database's
+    URL, and every SQLite path the test opens through `db.connect` is that same database: a
+    test written against `project / "newsletter.db"` runs unchanged on the server.
+    """
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    from newsletter.deliver import db, postgres
+
+    url = request.getfixturevalue("postgres_url")
+    if "project" in request.fixturenames:
+        config = request.getfixturevalue("project") / "newsletter.toml"
+        config.write_text(f'database = "{url}"\n' + config.read_text(encoding="utf-8"))
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    others: dict[Path, Database] = {}
+    real_connect = db.connect
+
+    def server(path: Path) -> str:
+        """The project's database for a `newsletter.db`, another one for any other file."""
+        if path.name == "newsletter.db":
+            return url
+        if path.resolve() not in others:
+            others[path.resolve()] = cluster.create_database()
+        return others[path.resolve()].url
+
+    def connect(location: Path | str, lock_wait: float = 30.0, *, migrated: bool = True) -> Any:
+        target = server(location) if isinstance(location, Path) else location
+        return real_connect(target, lock_wait, migrated=migrated)
+
+    monkeypatch.setattr(db, "connect", connect)
+    try:
+        yield "postgresql"
+    finally:
+        postgres.close_pools()
+        for database in others.values():
+            cluster.drop_database(database)

@@ -51,7 +51,7 @@ def test_every_link_and_form_works_behind_the_prefix(
     toml.write_text(toml.read_text().replace('"https://news.example.org"', f'"{PUBLIC}"'))
     config = load_config()
     assert config.base_path == "/newsletter"
-    store = SubscriberStore.open(config.path(config.database))
+    store = SubscriberStore.open(config.database_location)
     store.add("ada@example.org", "Ada")
     assert runner.invoke(app, ["send", str(example), "--yes"]).exit_code == 0
     assert runner.invoke(app, ["archive"]).exit_code == 0

@@ -27,6 +27,8 @@ from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import signer_for
 from newsletter.web.app import create_app
 
+pytestmark = pytest.mark.usefixtures("each_database")
+
 needs_chromium = pytest.mark.skipif(
     find_chromium() is None, reason="Debian's chromium is not installed (apt-get install chromium)"
 )
@@ -39,7 +41,7 @@ class Newsroom:
     def __init__(self, config: Config, site: str, allowed: str, other: str) -> None:
         self.config, self.site, self.allowed, self.other = config, site, allowed, other
         self.pages: dict[str, str] = {}
-        self.store = SubscriberStore.open(config.path(config.database))
+        self.store = SubscriberStore.open(config.database_location)
 
     def app(self) -> Starlette:
         async def page(request: Request) -> HTMLResponse:

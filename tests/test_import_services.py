@@ -13,6 +13,8 @@ from newsletter.cli.app import app
 from newsletter.deliver.services import FORMATS, timestamp
 from newsletter.deliver.subscribers import Status, SubscriberStore
 
+pytestmark = pytest.mark.usefixtures("each_database")
+
 EXPORTS = Path(__file__).parent / "fixtures" / "exports"
 MAILCHIMP = ("mailchimp_subscribed.csv", "mailchimp_unsubscribed.csv", "mailchimp_cleaned.csv")
 

@@ -29,6 +29,8 @@ from newsletter.inbound.listener import listening
 from newsletter.inbound.verp import delivery_token, verp_address
 from newsletter.web.app import create_app
 
+pytestmark = pytest.mark.usefixtures("each_database")
+
 ISSUES = ["2026-10-01-one", "2026-10-08-two", "2026-10-15-three", "2026-10-22-four",
           "2026-10-29-five", "2026-11-05-six"]  # fmt: skip
 
@@ -45,7 +47,7 @@ def signer(config: Config) -> Signer:
 
 @pytest.fixture
 def store(config: Config) -> Iterator[SubscriberStore]:
-    with SubscriberStore.open(config.path(config.database)) as opened:
+    with SubscriberStore.open(config.database_location) as opened:
         yield opened
 
 
@@ -57,8 +59,9 @@ def feedback(store: SubscriberStore, config: Config, signer: Signer) -> Feedback
 def _sent(store: SubscriberStore, subscriber_id: int, *issues: str) -> None:
     for day, issue in enumerate(issues):
         store.conn.execute(
-            "INSERT OR REPLACE INTO deliveries (issue, subscriber_id, status, updated_at)"
-            " VALUES (?, ?, 'sent', ?)",
+            "INSERT INTO deliveries (issue, subscriber_id, status, updated_at)"
+            " VALUES (?, ?, 'sent', ?) ON CONFLICT (issue, subscriber_id)"
+            " DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
             (issue, subscriber_id, f"{db.now()[:10]}T0{day}:00:00+00:00"),
         )
 
@@ -247,7 +250,7 @@ def test_lmtp_listener_stores_what_it_acknowledges(
 ) -> None:
     hal = store.add("hal@example.org")
     _sent(store, hal.id, ISSUES[0])
-    path = config.path(config.database)
+    path = config.database_location
 
     def handle(raw: bytes) -> None:
         with SubscriberStore.open(path) as own:

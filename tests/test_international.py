@@ -22,7 +22,7 @@ from newsletter.compose.build import build_issue
 from newsletter.compose.issues import load_issue
 from newsletter.compose.templates import make_environment
 from newsletter.config import load_config
-from newsletter.deliver.db import connect
+from newsletter.deliver import db
 from newsletter.deliver.ledger import Ledger
 from newsletter.deliver.message import DkimKey, MessageFactory, Recipient
 from newsletter.deliver.notices import confirmation_email
@@ -30,6 +30,8 @@ from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import signer_for
 from newsletter.deliver.transports import NO_SMTPUTF8, MaildirTransport, Unsendable
 from newsletter.web.app import outbox_mailer
+
+pytestmark = pytest.mark.usefixtures("each_database")
 
 Configure = Callable[..., Path]
 
@@ -114,7 +116,7 @@ def test_relay_without_smtputf8_fails_only_those_copies(
     assert result.exit_code == 0, result.stderr
     deliverable = [reader for reader in READERS if reader[0] not in NEEDS_SMTPUTF8]
     check_received(sink, deliverable)
-    ledger = Ledger(connect(project / "newsletter.db"), example.name)
+    ledger = Ledger(db.connect(project / "newsletter.db"), example.name)
     problems = {row["email"]: row for row in ledger.problems()}
     assert set(problems) == NEEDS_SMTPUTF8
     for row in problems.values():

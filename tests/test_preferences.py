@@ -21,6 +21,8 @@ from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import Signer, signer_for
 from newsletter.web.app import create_app
 
+pytestmark = pytest.mark.usefixtures("each_database")
+
 TOPICS = """
 [[topics]]
 name = "Local news"
@@ -43,7 +45,7 @@ def config(project: Path) -> Config:
 
 @pytest.fixture
 def store(config: Config) -> SubscriberStore:
-    return SubscriberStore.open(config.path(config.database))
+    return SubscriberStore.open(config.database_location)
 
 
 @pytest.fixture

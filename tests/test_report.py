@@ -6,7 +6,6 @@ import json
 import mailbox
 import os
 import re
-import sqlite3
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -23,10 +22,12 @@ from web_server import serving
 from newsletter.analytics.links import CANARY, LinkSigner, redirect_url, track_links
 from newsletter.cli.app import app
 from newsletter.config import load_config
-from newsletter.deliver.db import connect
+from newsletter.deliver import db
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import Signer, load_key
 from newsletter.web.app import create_app
+
+pytestmark = pytest.mark.usefixtures("each_database")
 
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Safari/604.1"
 BASE = "https://news.example.org"
@@ -156,7 +157,7 @@ def test_clicks_by_people_and_scanners_are_counted_apart(
     sent: list[EmailMessage], client: httpx.Client, project: Path, example: Path
 ) -> None:
     _click_like_people_and_scanners(client, _html(sent[0]))
-    conn = sqlite3.connect(project / "newsletter.db")
+    conn = db.connect(project / "newsletter.db")
     rows = conn.execute("SELECT url, human, reason FROM clicks ORDER BY id").fetchall()
     assert [human for _, human, _ in rows].count(1) == 1  # only the person's first click
     reasons = [reason for _, human, reason in rows if not human]
@@ -182,8 +183,9 @@ def test_opens_are_an_aggregate_count_with_a_caveat(
     assert figures["opens"] == 1 and "Apple Mail" in figures["opens_caveat"]
 
 
+@pytest.mark.sqlite_only  # the PostgreSQL schema mirrors it: test_postgres_schema.py
 def test_click_table_has_no_subscriber_column(project: Path) -> None:
-    conn = connect(project / "newsletter.db")
+    conn = db.connect(project / "newsletter.db")
     assert {row[1] for row in conn.execute("PRAGMA table_info(opens)")} == {"issue", "opened_at"}
     columns = {row[1] for row in conn.execute("PRAGMA table_info(clicks)")}
     assert columns == {"id", "issue", "url", "clicked_at", "human", "reason"}

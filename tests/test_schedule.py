@@ -15,12 +15,14 @@ from typer.testing import CliRunner
 from newsletter.cli.app import app
 from newsletter.cli.worker import send_scheduled, start_worker
 from newsletter.config import Config, load_config
-from newsletter.deliver.db import connect
+from newsletter.deliver import db
 from newsletter.deliver.schedule import Scheduled, ScheduleStore, parse_local_time
 from newsletter.deliver.sender import SendReport
 from newsletter.deliver.subscribers import SubscriberStore
 from newsletter.deliver.worker import Worker
 from newsletter.errors import InputError, IssueError, Problem
+
+pytestmark = pytest.mark.usefixtures("each_database")
 
 START = dt.datetime(2026, 12, 4, 6, 0, tzinfo=dt.UTC)
 LEASE = dt.timedelta(minutes=5)
@@ -40,7 +42,7 @@ class Clock:
 
 
 def store(project: Path) -> ScheduleStore:
-    return ScheduleStore(connect(project / "newsletter.db"))
+    return ScheduleStore(db.connect(project / "newsletter.db"))
 
 
 def schedule(project: Path, slug: str, due: dt.datetime, now: dt.datetime = START) -> Scheduled:

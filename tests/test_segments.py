@@ -19,10 +19,13 @@ from typer.testing import CliRunner
 from newsletter.cli.app import app
 from newsletter.cli.send import _resume_command
 from newsletter.config import Config, load_config
+from newsletter.deliver import db
 from newsletter.deliver.campaign import Campaign, SendOptions, SendRefused
-from newsletter.deliver.db import MIGRATIONS, connect
+from newsletter.deliver.db import MIGRATIONS
 from newsletter.deliver.ledger import Ledger
 from newsletter.deliver.segments import EmptySegment, Segment
+
+pytestmark = pytest.mark.usefixtures("each_database")
 
 PEOPLE = {
     "ann@example.org": ("news",),
@@ -57,7 +60,7 @@ def test_any_of_several_tags_minus_excluded_ones(issue: Path, runner: CliRunner)
     code, output = send(runner, "--tag", "news", "--tag", "sport", "--exclude-tag", "vip")
     assert code == 0, output
     assert received(load_config()) == ["ann@example.org", "bob@example.org"]
-    record = connect(Path("newsletter.db")).execute("SELECT segment, tag FROM sends").fetchone()
+    record = db.connect(Path("newsletter.db")).execute("SELECT segment, tag FROM sends").fetchone()
     assert Segment.decode(record[0]) == Segment(("news", "sport"), ("vip",))
 
 
@@ -128,6 +131,7 @@ def test_library_refusals(issue: Path) -> None:
         Campaign(config, issue, SendOptions(segment=Segment(("news",), ("vip",))))
 
 
+@pytest.mark.sqlite_only  # an SQLite database from before the migration
 def test_a_send_recorded_before_segments_keeps_its_tag(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     raw = sqlite3.connect(path, isolation_level=None)
@@ -138,7 +142,7 @@ def test_a_send_recorded_before_segments_keeps_its_tag(tmp_path: Path) -> None:
         "VALUES ('old', 'outbox', 'news', 'then', 'then')"
     )
     raw.close()
-    record = Ledger(connect(path), "old").record()
+    record = Ledger(db.connect(path), "old").record()
     assert record is not None and record.segment == Segment(("news",))
 
 
@@ -154,6 +158,6 @@ def test_a_scheduled_send_keeps_its_whole_segment(issue: Path, runner: CliRunner
     listing = runner.invoke(app, ["schedule", "list", "--json"])
     assert Segment.decode(json.loads(listing.output)[0]["tag"]).exclude == ("vip",)
     config = load_config()
-    [row] = ScheduleStore(connect(config.path(config.database))).listing(every=True)
+    [row] = ScheduleStore(db.connect(config.database_location)).listing(every=True)
     assert send_scheduled(config, issue, row).sent == 2
     assert received(config) == ["ann@example.org", "bob@example.org"]

@@ -22,15 +22,17 @@ from test_crash_safety import populate, start_send, wait_until
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
-from newsletter.deliver.db import connect
+from newsletter.deliver import db
 from newsletter.deliver.ledger import Ledger
 from newsletter.deliver.subscribers import ImportRow, SubscriberStore
+
+pytestmark = pytest.mark.usefixtures("each_database")
 
 Configure = Callable[..., Path]
 
 
 def ledger_of(database: Path, example: Path) -> Ledger:
-    return Ledger(connect(database), example.name)
+    return Ledger(db.connect(database), example.name)
 
 
 @pytest.mark.parametrize("stage", ["greeting", "mail"])
@@ -182,6 +184,7 @@ def single_error_line(err: str, words: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("Error:") and words in lines[0], err
 
 
+@pytest.mark.sqlite_only  # the SQLite file on a full or read-only disk
 def test_a_full_disk_stops_the_send_in_one_line_and_a_rerun_completes(
     example: Path, project: Path, smtp_project: Configure, small_disk: Path
 ) -> None:
@@ -212,6 +215,7 @@ def test_a_full_disk_stops_the_send_in_one_line_and_a_rerun_completes(
     assert ledger.counts()["queued"] == 0
 
 
+@pytest.mark.sqlite_only  # the SQLite file on a full or read-only disk
 def test_a_read_only_database_is_one_line_and_a_rerun_completes(
     example: Path, project: Path, smtp_project: Configure, small_disk: Path
 ) -> None:

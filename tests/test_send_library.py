@@ -13,9 +13,8 @@ from smtp_sink import Sink, running_sink
 from newsletter.compose.build import build_issue
 from newsletter.compose.issues import load_issue
 from newsletter.config import load_config
-from newsletter.deliver import campaign
+from newsletter.deliver import campaign, db
 from newsletter.deliver.campaign import SendOptions
-from newsletter.deliver.db import connect
 from newsletter.deliver.ledger import ClaimLost, Ledger
 from newsletter.deliver.message import MessageFactory
 from newsletter.deliver.segments import Segment
@@ -23,6 +22,8 @@ from newsletter.deliver.sender import Lane, Policy, SendReport, send_issue
 from newsletter.deliver.subscribers import SubscriberStore
 from newsletter.deliver.tokens import signer_for
 from newsletter.deliver.transports import MaildirTransport
+
+pytestmark = pytest.mark.usefixtures("each_database")
 
 Configure = Callable[..., Path]
 
@@ -91,7 +92,7 @@ def test_an_arbitrary_exception_fails_only_its_copy(example: Path, project: Path
     config = load_config()
     factory = MessageFactory(build_issue(load_issue(example), config), config, signer_for(config))
     database = project / "newsletter.db"
-    ledger = Ledger(connect(database), example.name)
+    ledger = Ledger(db.connect(database), example.name)
     lanes = [Lane(Exploding(project / "outbox", before, after)) for _ in range(2)]
     done = threading.Event()
     results: list[SendReport] = []
@@ -117,8 +118,8 @@ def test_an_arbitrary_exception_fails_only_its_copy(example: Path, project: Path
 def test_claims_are_exclusive_and_leases_expire(example: Path, project: Path) -> None:
     add(project, 10)
     database = project / "newsletter.db"
-    first = Ledger(connect(database), example.name, lease=0.3)
-    second = Ledger(connect(database), example.name, lease=30)
+    first = Ledger(db.connect(database), example.name, lease=0.3)
+    second = Ledger(db.connect(database), example.name, lease=30)
     first.enqueue()
     mine = first.claim(6)
     theirs = second.claim(10)

@@ -18,10 +18,12 @@ from typer.testing import CliRunner
 
 from newsletter.cli.app import app
 from newsletter.config import load_config
-from newsletter.deliver.db import connect
+from newsletter.deliver import db
 from newsletter.deliver.ledger import Ledger
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import Signer, load_key
+
+pytestmark = pytest.mark.usefixtures("each_database")
 
 Configure = Callable[..., Path]
 
@@ -141,7 +143,7 @@ def test_faults_everyone_deliverable_gets_exactly_one(
         assert bounced.status == Status.BOUNCED
         change = store.history(bounced.id)[-1]
         assert change["source"] == "bounce" and "550" in change["reason"] and change["changed_at"]
-    counts = Ledger(connect(project / "newsletter.db"), example.name).counts()
+    counts = Ledger(db.connect(project / "newsletter.db"), example.name).counts()
     assert counts == {"queued": 0, "sending": 0, "sent": 57, "deferred": 0, "failed": 3}
     assert "failed 3 (3 bounced)" in out
 
@@ -156,7 +158,7 @@ def test_persistent_4xx_is_deferred_then_retried_by_next_run(
         smtp_project(port)
         code, out, _ = send(runner, example)
         assert code == 0 and "deferred 1" in out
-        ledger = Ledger(connect(project / "newsletter.db"), example.name)
+        ledger = Ledger(db.connect(project / "newsletter.db"), example.name)
         problem = ledger.problems()[0]
         assert problem["status"] == "deferred" and problem["attempts"] == 3
         assert "452" in problem["last_reply"]
@@ -176,7 +178,7 @@ def test_consecutive_failures_pause_the_send(
         code, _, err = send(runner, example)
     assert code == 1
     assert "paused: 20 failures in a row" in err and "554" in err
-    counts = Ledger(connect(project / "newsletter.db"), example.name).counts()
+    counts = Ledger(db.connect(project / "newsletter.db"), example.name).counts()
     assert 20 <= counts["failed"] <= 22  # what was in flight when it paused finishes
     assert counts["queued"] == 80 - counts["failed"]
 
@@ -189,7 +191,7 @@ def test_unreachable_server_is_one_line_exit_1(
     code, _, err = send(runner, example)
     assert code == 1
     assert err.count("\n") == 1 and "is unreachable" in err and "check host and port" in err
-    counts = Ledger(connect(project / "newsletter.db"), example.name).counts()
+    counts = Ledger(db.connect(project / "newsletter.db"), example.name).counts()
     assert counts["sent"] == 0 and counts["sending"] == 0
 
 
@@ -246,7 +248,7 @@ def test_test_send_goes_only_to_given_addresses_and_is_not_recorded(
     assert parsed["reader2@example.com"]["Subject"].startswith("[TEST] France opens")
     assert "Hi Name2," in parsed["reader2@example.com"].get_body(("plain",)).get_content()
     assert "Hi friend," in parsed["editor@example.org"].get_body(("plain",)).get_content()
-    assert Ledger(connect(project / "newsletter.db"), example.name).counts()["sent"] == 0
+    assert Ledger(db.connect(project / "newsletter.db"), example.name).counts()["sent"] == 0
 
 
 def test_dry_run_sends_and_records_nothing(
@@ -259,7 +261,7 @@ def test_dry_run_sends_and_records_nothing(
         code, out, _ = send(runner, example, "--dry-run")
     assert code == 0 and "would send 7 messages" in out
     assert sink.count == 0
-    assert sum(Ledger(connect(project / "newsletter.db"), example.name).counts().values()) == 0
+    assert sum(Ledger(db.connect(project / "newsletter.db"), example.name).counts().values()) == 0
 
 
 def test_tag_sends_to_a_segment(
@@ -418,7 +420,7 @@ def test_two_relays_share_the_list_exactly_once(
     assert first.count > 0 and second.count > 0
     servers = {
         row[0]
-        for row in connect(project / "newsletter.db").execute("SELECT server FROM deliveries")
+        for row in db.connect(project / "newsletter.db").execute("SELECT server FROM deliveries")
     }
     assert servers == {"relay", "backup"}
 

@@ -8,13 +8,16 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
-from newsletter.deliver.db import connect
+from newsletter.deliver import db
 from newsletter.deliver.ledger import Ledger
 from newsletter.deliver.schedule import ScheduleStore
 from newsletter.deliver.subscribers import SubscriberStore
+
+pytestmark = pytest.mark.usefixtures("each_database")
 
 FRONT = """\
 subject: "Issue {name}"
@@ -38,7 +41,7 @@ def test_every_issue_with_its_state(
     (project / "issues" / "g-broken").mkdir()
     (project / "issues" / "g-broken" / "issue.md").write_text("no front matter\n")
     assert runner.invoke(app, ["send", "issues/c-sent", "--yes"]).exit_code == 0
-    conn = connect(project / "newsletter.db")
+    conn = db.connect(project / "newsletter.db")
     schedules = ScheduleStore(conn)
     now = dt.datetime.now(dt.UTC)
     due = dt.datetime(2099, 12, 4, 6, 0, tzinfo=dt.UTC)

@@ -21,6 +21,8 @@ from newsletter.deliver.subscribers import (
 )
 from newsletter.errors import Problem, SubscriberError
 
+pytestmark = pytest.mark.usefixtures("each_database")
+
 
 def read_subscriber_csv(path: Path) -> tuple[list[ImportRow], list[Problem], str]:
     """The file's rows read to the end, the problems found, the format."""
@@ -56,6 +58,7 @@ def test_new_database_is_at_the_latest_schema_version(tmp_path: Path) -> None:
         assert db.schema_version(store.conn) == len(db.MIGRATIONS) >= 1
 
 
+@pytest.mark.sqlite_only
 def test_database_at_version_0_without_tables_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     sqlite3.connect(path).close()
@@ -165,6 +168,7 @@ def test_remove_erases_the_person_and_their_records(store: SubscriberStore) -> N
 # --- iteration and counting ------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # counts statements with SQLite's trace callback
 def test_iter_streams_in_id_order_in_batches(store: SubscriberStore) -> None:
     added = [store.add(f"p{n}@example.com").id for n in (5, 3, 9, 1, 0, 8, 2, 7, 4, 6)]
     statements: list[str] = []

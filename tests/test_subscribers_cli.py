@@ -11,6 +11,8 @@ from typer.testing import CliRunner, Result
 from newsletter.cli.app import app
 from newsletter.deliver.subscribers import Status, SubscriberStore
 
+pytestmark = pytest.mark.usefixtures("each_database")
+
 
 def run(runner: CliRunner, *args: str, code: int = 0) -> Result:
     result = runner.invoke(app, ["subscribers", *args])
@@ -131,6 +133,7 @@ def test_remove_erases(runner: CliRunner, project: Path) -> None:
         assert store.count() == 0
 
 
+@pytest.mark.sqlite_only  # starts again by deleting the SQLite file
 def test_export_to_stdout_and_file_round_trips(
     runner: CliRunner, project: Path, csv_file: Path
 ) -> None:

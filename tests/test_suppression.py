@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner, Result
 
 from newsletter.cli.app import app
-from newsletter.deliver.db import connect
+from newsletter.deliver import db
 from newsletter.deliver.subscribers import ImportRow, Status, SubscriberStore
 from newsletter.errors import SubscriberError
+
+pytestmark = pytest.mark.usefixtures("each_database")
 
 EXPORTS = Path(__file__).parent / "fixtures" / "exports"
 
@@ -60,7 +63,7 @@ def test_the_database_keeps_no_address_of_an_erased_person(project: Path) -> Non
     with SubscriberStore.open(project / "newsletter.db") as store:
         store.add("zed@example.com", first_name="Zed", tags=["news"])
         store.erase("zed@example.com", reason="asked")
-    conn = connect(project / "newsletter.db")
+    conn = db.connect(project / "newsletter.db")
     for table in ("subscribers", "status_changes", "suppressions", "erasures", "subscriber_tags"):
         for row in conn.execute(f"SELECT * FROM {table}"):
             assert "zed" not in " ".join(str(value) for value in row).lower()

@@ -54,7 +54,7 @@ def spellings(email: str) -> set[str]:
 @pytest.fixture
 def store(project: Path) -> SubscriberStore:
     config = load_config()
-    return SubscriberStore.open(config.path(config.database))
+    return SubscriberStore.open(config.database_location)
 
 
 def test_no_token_contains_the_address_in_any_encoding(store: SubscriberStore) -> None:

@@ -38,6 +38,8 @@ from newsletter.deliver.tokens import signer_for
 from newsletter.inbound.sources import ImapSettings
 from newsletter.inbound.verp import HEADER, token_from_address, verify_token
 
+pytestmark = pytest.mark.usefixtures("each_database")
+
 BOUNCE_DOMAIN = "bounce.example.org"
 CONFIG = """
 [sending]

@@ -19,6 +19,8 @@ from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.tokens import Signer, load_key
 from newsletter.web.app import create_app, mask
 
+pytestmark = pytest.mark.usefixtures("each_database")
+
 
 class Clock:
     """A clock the test can move forward."""
@@ -42,7 +44,7 @@ def signer(config: Config) -> Signer:
 
 @pytest.fixture
 def store(config: Config) -> SubscriberStore:
-    return SubscriberStore.open(config.path(config.database))
+    return SubscriberStore.open(config.database_location)
 
 
 @pytest.fixture

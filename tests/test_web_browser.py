@@ -60,7 +60,7 @@ def test_sign_up_confirm_then_unsubscribe_in_a_browser(
     runner: CliRunner, example: Path, project: Path
 ) -> None:
     config = load_config()
-    store = SubscriberStore.open(config.path(config.database))
+    store = SubscriberStore.open(config.database_location)
     signer = Signer(load_key(config.path(config.secret_file)))
     with serving(create_app(config, signer)) as site, chromium() as browser:
         page = browser.new_page(viewport={"width": 375, "height": 740})
@@ -107,7 +107,7 @@ def test_preferences_in_a_browser_then_send_to_a_topic(
         'without the jargon, every other week."\ntag = "science"\n'
     )
     config = load_config()
-    store = SubscriberStore.open(config.path(config.database))
+    store = SubscriberStore.open(config.database_location)
     signer = Signer(load_key(config.path(config.secret_file)))
     person = store.add("ines@example.org", "Ines", tags=["local"])
     assert (

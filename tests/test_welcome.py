@@ -25,6 +25,8 @@ from newsletter.deliver.welcome import Welcomer, queue_welcome, send_welcome, wa
 from newsletter.errors import InputError
 from newsletter.web.app import create_app
 
+pytestmark = pytest.mark.usefixtures("each_database")
+
 WELCOME = """\
 subject: "Welcome to The Bright Side"
 preheader: "What to expect"
@@ -95,7 +97,7 @@ def test_welcome_arrives_once_after_confirming(site: tuple[str, Config], runner:
         # a second confirmation (the button pressed twice): already subscribed, no new welcome
         again = client.post(path, data={"csrf": csrf(client.get("/subscribe"))})
         assert again.status_code == 200
-    store = SubscriberStore.open(config.path(config.database))
+    store = SubscriberStore.open(config.database_location)
     zoe = store.get("zoe@example.org")
     assert zoe is not None and zoe.status == Status.ACTIVE
     report = send_welcome(config, zoe.id)  # a retry finds the ledger row sent
@@ -123,7 +125,7 @@ def test_the_welcome_issue_never_goes_to_the_list(
     welcome: Callable[..., Config], runner: CliRunner
 ) -> None:
     config = welcome()
-    with SubscriberStore.open(config.path(config.database)) as store:
+    with SubscriberStore.open(config.database_location) as store:
         for n in range(3):
             store.add(f"reader{n}@example.org")
     refused = runner.invoke(app, ["send", "issues/_welcome", "--yes"])
@@ -163,7 +165,7 @@ def test_a_deferred_or_left_welcome_is_retried_by_the_welcomer(
     with running_sink(sink) as port:
         smtp_project(port)
         config = load_config()
-        with SubscriberStore.open(config.path(config.database)) as store:
+        with SubscriberStore.open(config.database_location) as store:
             busy_id = store.add("busy@example.org").id
             left_id = store.add("left@example.org").id
         assert send_welcome(config, busy_id).deferred == 1

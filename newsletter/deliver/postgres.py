@@ -39,7 +39,7 @@ PASSWORD_FILE_VARIABLE = "NEWSLETTER_DATABASE_PASSWORD_FILE"
 #: A connection that cannot be made within this many seconds is an error.
 CONNECT_TIMEOUT = 10
 #: Connections one process keeps at most (the web app's worker threads share them).
-POOL_SIZE = 8
+POOL_SIZE = 16
 #: Key of the advisory lock that serialises migrations.
 _MIGRATION_LOCK = 0x6E65_7773  # "news"
 
@@ -377,9 +377,13 @@ class PostgresConnection:
 
     def close(self) -> None:
         """Give the connection back to the pool (rolling back what is still open)."""
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
+        conn, self._conn = getattr(self, "_conn", None), None
+        if conn is not None:
             self._pool.putconn(conn)
+
+    def __del__(self) -> None:
+        # Like an sqlite3 connection, one that is dropped without close() is closed.
+        self.close()
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -392,23 +396,33 @@ _pools_lock = threading.Lock()
 
 def pool(url: str, lock_wait: float) -> ConnectionPool[Any]:
     """This process's pool for the database at `url` (a statement waits at most `lock_wait`
-    seconds for another transaction's locks)."""
+    seconds for another transaction's locks). The first connection is made at once, so that a
+    wrong password or an unreachable server is reported now, with the server's reason."""
     key = (url, lock_wait)
     with _pools_lock:
         found = _pools.get(key)
         if found is None:
+            settings: dict[str, Any] = {
+                "autocommit": True,
+                "row_factory": _rows,
+                "password": password(),
+                "connect_timeout": CONNECT_TIMEOUT,
+                "options": f"-c lock_timeout={int(lock_wait * 1000)}",
+                "application_name": "newsletter",
+            }
+            try:
+                psycopg.connect(url, **settings).close()
+            except psycopg.OperationalError as exc:
+                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+                raise DatabaseError(
+                    f"{redacted(url)}: cannot connect to the database ({reason}); check that "
+                    f"it runs, the URL, and the password in {PASSWORD_VARIABLE}"
+                ) from None
             found = ConnectionPool(
                 url,
                 min_size=0,
                 max_size=POOL_SIZE,
-                kwargs={
-                    "autocommit": True,
-                    "row_factory": _rows,
-                    "password": password(),
-                    "connect_timeout": CONNECT_TIMEOUT,
-                    "options": f"-c lock_timeout={int(lock_wait * 1000)}",
-                    "application_name": "newsletter",
-                },
+                kwargs=settings,
                 configure=_configure,
                 timeout=CONNECT_TIMEOUT,
                 reconnect_timeout=CONNECT_TIMEOUT,

@@ -1,0 +1,123 @@
+"""PostgreSQL and SQLite hold the same schema, and the server database behaves as documented."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from newsletter.cli.app import app
+from newsletter.deliver import db, postgres
+from newsletter.deliver.subscribers import SubscriberStore
+from newsletter.errors import DatabaseError
+
+
+def _sqlite_columns(path: Path) -> dict[str, set[str]]:
+    conn = db.connect(path)
+    tables = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    return {t: {row[1] for row in conn.execute(f"PRAGMA table_info({t})")} for t in tables}
+
+
+def _postgres_columns(dsn: str) -> dict[str, set[str]]:
+    columns: dict[str, set[str]] = {}
+    with psycopg.connect(dsn) as conn:
+        for table, column in conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name != 'newsletter_schema'"
+        ):
+            columns.setdefault(table, set()).add(column)
+    return columns
+
+
+def test_both_databases_have_the_same_tables_columns_and_version(
+    tmp_path: Path, postgres_url: str, postgres_dsn: str
+) -> None:
+    conn = db.connect(postgres_url)
+    assert db.schema_version(conn) == db.latest_version(conn) == len(db.MIGRATIONS)
+    assert len(postgres.MIGRATIONS) == len(db.MIGRATIONS)
+    conn.close()
+    assert _postgres_columns(postgres_dsn) == _sqlite_columns(tmp_path / "newsletter.db")
+    postgres.close_pools()
+
+
+def test_addresses_and_tags_ignore_case_and_public_ids_are_random(postgres_url: str) -> None:
+    with SubscriberStore.open(postgres_url) as store:
+        ann = store.add("Ann@Example.org", tags=["Science"])
+        bob = store.add("bob@example.org")
+        assert store.get("ann@EXAMPLE.org") == ann
+        assert [s.email for s in store.iter(tag="science")] == [ann.email]
+        assert len({ann.public_id, bob.public_id}) == 2 and len(ann.public_id) == 32
+    postgres.close_pools()
+
+
+def test_processes_starting_at_once_migrate_once(postgres_url: str, postgres_dsn: str) -> None:
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            db.connect(postgres_url).close()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with psycopg.connect(postgres_dsn) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM newsletter_schema")]
+    assert sorted(versions) == list(range(1, len(db.MIGRATIONS) + 1))
+    postgres.close_pools()
+
+
+def test_a_wrong_password_is_one_line_naming_the_variable(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(postgres.PASSWORD_VARIABLE, "not-the-password")
+    try:
+        with pytest.raises(DatabaseError, match=postgres.PASSWORD_VARIABLE) as raised:
+            db.connect(postgres_url)
+        assert "not-the-password" not in str(raised.value)
+    finally:
+        postgres.close_pools()
+
+
+def test_the_password_may_come_from_a_file(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    secret = tmp_path / "db-password"
+    secret.write_text(os.environ[postgres.PASSWORD_VARIABLE] + "\n")
+    monkeypatch.delenv(postgres.PASSWORD_VARIABLE)
+    monkeypatch.setenv(postgres.PASSWORD_FILE_VARIABLE, str(secret))
+    try:
+        db.connect(postgres_url).close()
+    finally:
+        postgres.close_pools()
+
+
+def test_a_url_with_a_password_is_refused_in_the_config(project: Path, runner: CliRunner) -> None:
+    config = project / "newsletter.toml"
+    config.write_text(
+        'database = "postgresql://news:hunter2@127.0.0.1/news"\n' + config.read_text()
+    )
+    result = runner.invoke(app, ["subscribers", "list"])
+    assert result.exit_code == 2
+    assert "NEWSLETTER_DATABASE_PASSWORD" in result.output
+    assert "hunter2" not in result.output
+
+
+def test_placeholders_and_percent_signs_translate() -> None:
+    assert postgres.translate("SELECT '?', ? FROM t WHERE a LIKE 'x%' AND b = ?") == (
+        "SELECT '?', %s FROM t WHERE a LIKE 'x%%' AND b = %s"
+    )
