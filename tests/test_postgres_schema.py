@@ -64,7 +64,7 @@ def test_processes_starting_at_once_migrate_once(postgres_url: str, postgres_dsn
     def open_it() -> None:
         try:
             db.connect(postgres_url).close()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=open_it) for _ in range(6)]
