@@ -409,6 +409,11 @@ def pool(url: str, lock_wait: float) -> ConnectionPool[Any]:
                 "connect_timeout": CONNECT_TIMEOUT,
                 "options": f"-c lock_timeout={int(lock_wait * 1000)}",
                 "application_name": "newsletter",
+                # a server that vanishes without closing is noticed within about a minute
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
             }
             try:
                 psycopg.connect(url, **settings).close()
