@@ -107,7 +107,8 @@ def _reading(conn: db.SQLiteConnection) -> Iterator[None]:
     try:
         yield
     finally:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
 
 def seeded_rows() -> dict[str, int]:
@@ -157,9 +158,8 @@ def dependency_order(conn: db.SQLiteConnection, names: Sequence[str]) -> list[st
     try:
         return list(TopologicalSorter(graph).static_order())
     except CycleError as exc:
-        raise DatabaseError(
-            f"the tables' foreign keys go round in a circle: {exc.args[1]}"
-        ) from None
+        circle = " -> ".join(exc.args[1])
+        raise DatabaseError(f"the tables' foreign keys go round in a circle: {circle}") from None
 
 
 def _columns(conn: db.SQLiteConnection, table: str) -> list[str]:
