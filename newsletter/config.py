@@ -33,6 +33,21 @@ from newsletter.validation import (
 CONFIG_NAME = "newsletter.toml"
 
 
+def check_database_url(value: str) -> str:
+    """`value` if it is no `postgresql://` URL, or one with a host and without a password;
+    ValueError saying what is wrong otherwise."""
+    if value.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(value)
+        if parts.password is not None:
+            raise ValueError(
+                "the database URL holds a password: remove it and set it in the "
+                "environment variable NEWSLETTER_DATABASE_PASSWORD instead"
+            )
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError("the database URL names no host: postgresql://USER@HOST/NAME")
+    return value
+
+
 class Sender(StrictModel):
     """Who the newsletter comes from."""
 
@@ -262,16 +277,7 @@ class Config(StrictModel):
     @field_validator("database")
     @classmethod
     def _database_without_password(cls, value: str) -> str:
-        if value.startswith(("postgresql://", "postgres://")):
-            parts = urlsplit(value)
-            if parts.password is not None:
-                raise ValueError(
-                    "the database URL holds a password: remove it and set it in the "
-                    "environment variable NEWSLETTER_DATABASE_PASSWORD instead"
-                )
-            if not parts.hostname and "host=" not in parts.query:
-                raise ValueError("the database URL names no host: postgresql://USER@HOST/NAME")
-        return value
+        return check_database_url(value)
 
     @field_validator("language")
     @classmethod

@@ -85,6 +85,8 @@ PROBLEM_CODES: dict[str, str] = {
     "nothing-to-catch-up": "a catch-up of an issue that was never sent",
     "empty-segment": "a send names a tag no active subscriber has",
     "port-in-use": "a port to listen on is taken",
+    "database-not-empty": "the database to copy into already holds data",
+    "schema-behind": "the database's schema is older than this newsletter's: migrate it first",
     "bad-input": "other bad input (the message says what)",
 }
 

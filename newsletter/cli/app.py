@@ -34,6 +34,7 @@ from newsletter.cli import send as cli_send
 from newsletter.cli import serve as cli_serve
 from newsletter.cli import worker as cli_worker
 from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
+from newsletter.cli.db import db_app
 from newsletter.cli.inbound import inbound_app
 from newsletter.cli.later import schedule_app
 from newsletter.cli.subscribers import subscribers_app
@@ -131,6 +132,7 @@ def build(
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(inbound_app, name="inbound")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(db_app, name="db")
 app.command()(cli_worker.worker)
 app.command()(cli_publish.publish)
 app.command()(cli_send.send)
