@@ -4,7 +4,10 @@ one limit for all of them, not one per worker."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
+import json
 import mailbox
 import os
 import re
@@ -15,11 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from smtp_sink import free_port
+from web_server import serving
 
 from newsletter.config import load_config
+from newsletter.deliver import postgres
 from newsletter.deliver.tokens import signer_for
+from newsletter.web.app import create_app
 
 WORKERS = 3
 PER_IP = 4
@@ -38,12 +45,7 @@ def database(request: pytest.FixtureRequest, project: Path) -> str:
 @pytest.fixture
 def workers(project: Path, database: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`uvicorn --workers 3` serving the project's app on 127.0.0.1; stopped afterwards."""
-    config = project / "newsletter.toml"
-    text = config.read_text(encoding="utf-8")
-    config.write_text(
-        f'database = "{database}"\n{text}\n[web]\nsubscribe_per_ip = "{PER_IP}/h"\n',
-        encoding="utf-8",
-    )
+    config = _configure(project, database)
     signer_for(load_config(config))  # the key file exists before the workers start
     port = free_port()
     command = [
@@ -71,6 +73,17 @@ def workers(project: Path, database: str) -> Iterator[tuple[int, subprocess.Pope
             server.wait(timeout=10)
         assert server.stderr is not None
         server.stderr.close()
+
+
+def _configure(project: Path, database: str) -> Path:
+    """Point the project at `database`, with a small per-IP limit; the config file's path."""
+    config = project / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        f'database = "{database}"\n{text}\n[web]\nsubscribe_per_ip = "{PER_IP}/h"\n',
+        encoding="utf-8",
+    )
+    return config
 
 
 def _healthy(port: int) -> bool:
@@ -158,3 +171,34 @@ def test_the_per_ip_limit_holds_across_worker_processes(
     while _notices(project) < PER_IP and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _notices(project) == PER_IP
+
+
+def _mailgun_call(token: str, now: float) -> bytes:
+    stamp = str(int(now))
+    signature = hmac.new(b"mg-key", f"{stamp}{token}".encode(), hashlib.sha256).hexdigest()
+    event = {"event": "failed", "severity": "permanent", "recipient": "nobody@example.org"}
+    sign = {"timestamp": stamp, "token": token, "signature": signature}
+    return json.dumps({"signature": sign, "event-data": event}).encode()
+
+
+def test_a_relay_call_replayed_to_another_worker_is_refused(
+    project: Path, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two apps over one database stand for two workers: a Mailgun call taken by one is
+    refused by the other (the tokens seen are in the database, not in a worker's memory)."""
+    monkeypatch.setenv("NEWSLETTER_MAILGUN_SIGNING_KEY", "mg-key")
+    config = load_config(_configure(project, database))
+    signer = signer_for(config)
+    now = time.time()
+    call, other = _mailgun_call("a" * 50, now), _mailgun_call("b" * 50, now)
+    try:
+        with (
+            serving(create_app(config, signer, send_mail=lambda to, data: None)) as one,
+            serving(create_app(config, signer, send_mail=lambda to, data: None)) as two,
+        ):
+            assert httpx.post(f"{one}/webhooks/mailgun", content=call).status_code == 200
+            again = httpx.post(f"{two}/webhooks/mailgun", content=call)
+            assert again.status_code == 403 and "already received" in again.text
+            assert httpx.post(f"{two}/webhooks/mailgun", content=other).status_code == 200
+    finally:
+        postgres.close_pools()

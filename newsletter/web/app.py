@@ -84,7 +84,7 @@ from newsletter.deliver.tokens import LinkOwner, Signer, signer_for
 from newsletter.deliver.welcome import Welcomer, queue_welcome
 from newsletter.errors import DatabaseError, NewsletterError, SubscriberError, TokenError
 from newsletter.inbound.classify import Decision
-from newsletter.inbound.webhooks import WebhookRefused
+from newsletter.inbound.webhooks import MAX_AGE, ReplayGuard, WebhookRefused
 from newsletter.validation import parse_rate
 from newsletter.web.hooks import RelayHooks
 from newsletter.web.server import LOOPBACK_HOSTS
@@ -143,6 +143,21 @@ def rate_limit(name: str, rate: str) -> ratelimits.Limit:
     return ratelimits.Limit(name, max(1, round(per_second * seconds)), seconds)
 
 
+class SharedReplays(ReplayGuard):
+    """Relay call tokens (Mailgun's) seen by any worker process: each is a limit of one use
+    in the database for as long as a call may be believed (twice MAX_AGE, the timestamp
+    being allowed either side of now)."""
+
+    def __init__(self, allow: Callable[[ratelimits.Limit, str], bool]) -> None:
+        super().__init__()
+        self.allow = allow
+        self.limit = ratelimits.Limit("relay token", 1, 2.0 * MAX_AGE)
+
+    def first_use(self, token: str) -> bool:
+        """True the first time any worker sees `token`."""
+        return self.allow(self.limit, token)
+
+
 def mask(email: str) -> str:
     """`ad***@ex***.org`: enough for its owner to recognise, little for anyone else."""
     local, _, domain = email.partition("@")
@@ -187,7 +202,7 @@ class WebApp:
         self.links = LinkSigner(signer.subkey("click"))
         self.opens = LinkSigner(signer.subkey("open"))
         self.bursts = BurstDetector(bot_rules())
-        self.hooks = RelayHooks(config.inbound, clock)
+        self.hooks = RelayHooks(config.inbound, clock, replays=SharedReplays(self.allow))
         self.journal = UnsubscribeJournal(journal_path(config))
         self.prefix = config.base_path
         self.embed_origins = frozenset(config.web.embed_origins)
