@@ -20,7 +20,8 @@ without it, for proxies that strip the prefix:
 The app's own forms carry a CSRF token (a signed nonce matched with a cookie). /subscribe also
 takes posts from the origins in `web.embed_origins` (`newsletter embed`), checked by their
 Origin or Referer header; for that public form the protection is double opt-in, a honeypot,
-per-IP and per-address rate limits and the origin list. Sign-up answers before any work is
+per-IP and per-address rate limits (kept in the database, so that they hold across uvicorn
+worker processes: deliver/ratelimits.py) and the origin list. Sign-up answers before any work is
 done, so neither its words nor its timing tell who is on the list. Database work runs in
 threads; an unsubscribe that cannot be written while another process holds the write lock is
 journaled (deliver/journal.py), answered 200 and applied as soon as possible. Only configured
