@@ -6,7 +6,10 @@ import base64
 import hashlib
 import hmac
 import mailbox
+import os
 import re
+import subprocess
+import sys
 from email import message_from_bytes, policy
 from pathlib import Path
 from urllib.parse import unquote
@@ -193,3 +196,24 @@ def test_an_older_database_gets_a_public_id_for_everyone(tmp_path: Path) -> None
         added = store.add("new@example.org")
         assert re.fullmatch(r"[0-9a-f]{32}", added.public_id) and added.public_id not in ids
         assert store.get_by_public_id(added.public_id) == added
+
+
+def test_processes_creating_the_key_at_once_all_get_the_first_ones(tmp_path: Path) -> None:
+    """Web workers starting together: one key file, whole, and the same key for each."""
+    key_file = tmp_path / ".newsletter" / "secret.key"
+    script = "import sys; from pathlib import Path; from newsletter.deliver.tokens import load_key"
+    script += "; print(load_key(Path(sys.argv[1])).decode())"
+    env = {k: v for k, v in os.environ.items() if k != "NEWSLETTER_SECRET"}
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(key_file)],
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    keys = {start.communicate(timeout=30)[0].strip() for start in starts}
+    assert keys == {key_file.read_text().strip()} and len(keys.pop()) == 64
+    assert sorted(p.name for p in key_file.parent.iterdir()) == [".gitignore", "secret.key"]
+    assert key_file.stat().st_mode & 0o777 == 0o600

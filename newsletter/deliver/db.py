@@ -201,6 +201,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sends ADD COLUMN segment TEXT NOT NULL DEFAULT '';
     UPDATE sends SET segment = json_object('tags', json_array(tag)) WHERE tag != '';
     """,
+    # The web app's rate limits, shared by all its worker processes (see ratelimits.py): a
+    # keyed hash of what is limited, the times of its recent events, when the row may go.
+    """
+    CREATE TABLE rate_limits (
+        hash TEXT PRIMARY KEY,
+        hits TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX rate_limits_expires ON rate_limits (expires_at);
+    """,
 )
 
 

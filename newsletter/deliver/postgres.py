@@ -203,6 +203,14 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE sends SET segment = json_build_object('tags', json_build_array(tag))::text
         WHERE tag != '';
     """,
+    """
+    CREATE TABLE rate_limits (
+        hash TEXT PRIMARY KEY,
+        hits TEXT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX rate_limits_expires ON rate_limits (expires_at);
+    """,
 )
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?|%")

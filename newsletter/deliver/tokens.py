@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
@@ -59,7 +60,11 @@ def _malformed() -> TokenError:
 
 
 def load_key(key_file: Path) -> bytes:
-    """The signing key: NEWSLETTER_SECRET if set, else `key_file`, created on first use."""
+    """The signing key: NEWSLETTER_SECRET if set, else `key_file`, created on first use.
+
+    The file appears whole (written aside, then linked into place), and when several processes
+    create it at once (web workers starting together) the first one's key is everyone's.
+    """
     from_env = os.environ.get(SECRET_ENV)
     if from_env:
         return from_env.encode("utf-8")
@@ -68,9 +73,15 @@ def load_key(key_file: Path) -> bytes:
         ignore = key_file.parent / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# secrets: never commit\n*\n", encoding="utf-8")
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
+        aside = key_file.with_name(f".{key_file.name}.{secrets.token_hex(8)}")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(aside, key_file)
+        finally:
+            aside.unlink()
     return key_file.read_text(encoding="ascii").strip().encode("ascii")
 
 

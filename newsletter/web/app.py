@@ -20,7 +20,8 @@ without it, for proxies that strip the prefix:
 The app's own forms carry a CSRF token (a signed nonce matched with a cookie). /subscribe also
 takes posts from the origins in `web.embed_origins` (`newsletter embed`), checked by their
 Origin or Referer header; for that public form the protection is double opt-in, a honeypot,
-per-IP and per-address rate limits and the origin list. Sign-up answers before any work is
+per-IP and per-address rate limits (kept in the database, so that they hold across uvicorn
+worker processes: deliver/ratelimits.py) and the origin list. Sign-up answers before any work is
 done, so neither its words nor its timing tell who is on the list. Database work runs in
 threads; an unsubscribe that cannot be written while another process holds the write lock is
 journaled (deliver/journal.py), answered 200 and applied as soon as possible. Only configured
@@ -38,7 +39,6 @@ import os
 import secrets
 import sqlite3
 import time
-from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,7 +68,7 @@ from newsletter.analytics.clicks import Hit, record_click, record_open
 from newsletter.analytics.links import CANARY, LinkSigner
 from newsletter.compose.templates import make_environment, render
 from newsletter.config import Config, load_config
-from newsletter.deliver import db
+from newsletter.deliver import db, ratelimits
 from newsletter.deliver.feedback import feedback_for
 from newsletter.deliver.journal import UnsubscribeJournal, journal_path
 from newsletter.deliver.notices import confirmation_email
@@ -85,7 +85,7 @@ from newsletter.deliver.tokens import LinkOwner, Signer, signer_for
 from newsletter.deliver.welcome import Welcomer, queue_welcome
 from newsletter.errors import DatabaseError, NewsletterError, SubscriberError, TokenError
 from newsletter.inbound.classify import Decision
-from newsletter.inbound.webhooks import WebhookRefused
+from newsletter.inbound.webhooks import MAX_AGE, ReplayGuard, WebhookRefused
 from newsletter.validation import parse_rate
 from newsletter.web.hooks import RelayHooks
 from newsletter.web.server import LOOPBACK_HOSTS
@@ -137,26 +137,26 @@ class _TooLarge(Exception):
     pass
 
 
-class RateLimit:
-    """At most `count` events per `seconds` for each key (in this process's memory)."""
+def rate_limit(name: str, rate: str) -> ratelimits.Limit:
+    """A configured rate ("10/h") as a limit counted over an hour, a minute or a second."""
+    per_second = parse_rate(rate)
+    seconds = 3600.0 if per_second < 1 / 60 else 60.0 if per_second < 1 else 1.0
+    return ratelimits.Limit(name, max(1, round(per_second * seconds)), seconds)
 
-    def __init__(self, rate: str, clock: Callable[[], float]) -> None:
-        per_second = parse_rate(rate)
-        self.seconds = 3600.0 if per_second < 1 / 60 else 60.0 if per_second < 1 else 1.0
-        self.count = max(1, round(per_second * self.seconds))
-        self.clock = clock
-        self.events: dict[str, deque[float]] = defaultdict(deque)
 
-    def allow(self, key: str) -> bool:
-        """Record an event for `key`; False if it is over the limit."""
-        now = self.clock()
-        events = self.events[key]
-        while events and events[0] <= now - self.seconds:
-            events.popleft()
-        if len(events) >= self.count:
-            return False
-        events.append(now)
-        return True
+class SharedReplays(ReplayGuard):
+    """Relay call tokens (Mailgun's) seen by any worker process: each is a limit of one use
+    in the database for as long as a call may be believed (twice MAX_AGE, the timestamp
+    being allowed either side of now)."""
+
+    def __init__(self, allow: Callable[[ratelimits.Limit, str], bool]) -> None:
+        super().__init__()
+        self.allow = allow
+        self.limit = ratelimits.Limit("relay token", 1, 2.0 * MAX_AGE)
+
+    def first_use(self, token: str) -> bool:
+        """True the first time any worker sees `token`."""
+        return self.allow(self.limit, token)
 
 
 def mask(email: str) -> str:
@@ -197,12 +197,13 @@ class WebApp:
         self.send_mail = send_mail
         self.clock = clock
         self.env = make_environment(config.root)
-        self.per_ip = RateLimit(config.web.subscribe_per_ip, clock)
-        self.per_address = RateLimit(config.web.subscribe_per_address, clock)
+        self.per_ip = rate_limit("ip", config.web.subscribe_per_ip)
+        self.per_address = rate_limit("address", config.web.subscribe_per_address)
+        self.limit_key = signer.subkey("rate limits")
         self.links = LinkSigner(signer.subkey("click"))
         self.opens = LinkSigner(signer.subkey("open"))
         self.bursts = BurstDetector(bot_rules())
-        self.hooks = RelayHooks(config.inbound, clock)
+        self.hooks = RelayHooks(config.inbound, clock, replays=SharedReplays(self.allow))
         self.journal = UnsubscribeJournal(journal_path(config))
         self.prefix = config.base_path
         self.embed_origins = frozenset(config.web.embed_origins)
@@ -217,6 +218,12 @@ class WebApp:
     async def in_thread(self, work: Callable[..., T], *args: Any) -> T:
         """Run blocking database work off the event loop."""
         return await run_in_threadpool(work, *args)
+
+    def allow(self, limit: ratelimits.Limit, value: str) -> bool:
+        """Count one event against `limit` in the database, shared by every worker process;
+        False if it is over."""
+        with self.store() as store:
+            return ratelimits.allow(store.conn, self.limit_key, limit, value, self.clock())
 
     # --- pages ----------------------------------------------------------------------------
 
@@ -444,7 +451,7 @@ class WebApp:
         if origin is None and not self.csrf_ok(request, form):
             return self.expired(request)
         ip = request.client.host if request.client else "unknown"
-        if not self.per_ip.allow(ip):
+        if not await self.in_thread(self.allow, self.per_ip, ip):
             return self._signup_answer(
                 request, origin, 429, "Too many sign-ups from here; try again later."
             )
@@ -457,8 +464,7 @@ class WebApp:
                 request, origin, 400, "That does not look like an email address."
             )
         first_name = " ".join(str(form.get("first_name", "")).split())[:100]
-        if self.per_address.allow(email):
-            self._later(self._register, email, first_name)
+        self._later(self._register, email, first_name)
         return self._signup_answer(request, origin)
 
     def _later(self, work: Callable[..., None], *args: Any) -> None:
@@ -480,6 +486,10 @@ class WebApp:
             await asyncio.wait(set(self._work), timeout=timeout)
 
     def _register(self, email: str, first_name: str) -> None:
+        """Store a pending sign-up and send its confirmation (after the answer, so the
+        per-address limit is checked here: refused or not, the answer is the same)."""
+        if not self.allow(self.per_address, email):
+            return
         with self.store() as store:
             existing = store.get(email)
             if existing is not None and existing.status == Status.ACTIVE:

@@ -31,11 +31,12 @@ class RelayHooks:
         settings: Inbound,
         clock: Callable[[], float],
         fetch: Callable[[str], bytes] = _get,
+        replays: ReplayGuard | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.fetch = fetch
-        self.replays = ReplayGuard()
+        self.replays = replays or ReplayGuard()
         self._certs: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
