@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from newsletter.deliver import db
+from newsletter.deliver import db, subscribers
 from newsletter.deliver.csvfiles import open_subscriber_csv, write_subscriber_csv
 from newsletter.deliver.subscribers import (
     ImportRow,
@@ -286,6 +287,15 @@ def test_import_rows_is_one_transaction(store: SubscriberStore) -> None:
     kept = store.get("kept@example.com")
     assert kept is not None and kept.first_name == "Kept"
     assert not store.conn.in_transaction
+
+
+def test_an_import_gives_each_person_a_distinct_random_public_id(store: SubscriberStore) -> None:
+    count = 2 * subscribers.PUBLIC_ID_BLOCK + 3  # ids from three reads of the random source
+    store.add("first@example.com")
+    store.import_rows(ImportRow(i, f"p{i}@example.com") for i in range(count))
+    ids = {subscriber.public_id for subscriber in store.iter()}
+    assert len(ids) == count + 1
+    assert all(re.fullmatch("[0-9a-f]{32}", public_id) for public_id in ids)
 
 
 # --- CSV files -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ back; `remove` erases a person and everything recorded about them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -236,8 +237,18 @@ def _filters(status: Status | None, tag: str | None) -> tuple[list[str], list[An
 
 #: The page cache an import may use, in KiB (SQLite allocates it only as pages are read).
 IMPORT_CACHE_KIB = 32 * 1024
+#: Public ids are drawn from the OS this many at a time during an import (one system call each).
+PUBLIC_ID_BLOCK = 256
 #: History rows and tags are queued and inserted this many at a time (see SubscriberStore).
 WRITE_BATCH = 1000
+
+
+def _public_ids() -> Iterator[str]:
+    """Public ids as `secrets.token_hex(16)` makes them, `PUBLIC_ID_BLOCK` from each read of
+    the OS's random source: an import's stream of them, made where it is used."""
+    while True:
+        block = os.urandom(16 * PUBLIC_ID_BLOCK).hex()
+        yield from (block[start : start + 32] for start in range(0, len(block), 32))
 
 
 class SubscriberStore:
@@ -514,12 +525,15 @@ class SubscriberStore:
         report = ImportReport(dry_run=dry_run)
         seen: set[int] = set()
         now = db.now()
+        public_ids = _public_ids()
         with self._transaction(commit=not dry_run), self._import_cache():
             check = suppression.any_suppressed(self.conn)
             for row in rows:
                 try:
                     row = row.validated()
-                    outcome, subscriber_id, status = self._upsert(row, now, source, check)
+                    outcome, subscriber_id, status = self._upsert(
+                        row, now, source, check, next(public_ids)
+                    )
                 except _Refused as exc:
                     outcome, subscriber_id, status = "refused", exc.subscriber_id, exc.status
                     if subscriber_id not in seen:
@@ -554,11 +568,13 @@ class SubscriberStore:
             self.conn.execute(f"PRAGMA cache_size = {int(default)}")
 
     def _upsert(
-        self, row: ImportRow, now: str, source: str, check_suppressed: bool = True
-    ) -> tuple[str, int, Status]:
+        self, row: ImportRow, now: str, source: str, check_suppressed: bool = True,
+        public_id: str = "",
+    ) -> tuple[str, int, Status]:  # fmt: skip
         """Apply one validated row: ('added' | 'updated' | 'kept', id, the status it ends
         with). Call in a transaction. `check_suppressed` False skips the suppression list
-        (an import does when the list is empty).
+        (an import does when the list is empty). A person added gets `public_id` (a new
+        random one if it is empty).
 
         Raises _Refused, having written nothing, for an opted-out person the row would make
         active again, and _Suppressed for an erased person it would add back.
@@ -582,7 +598,7 @@ class SubscriberStore:
                 row.status_reason,
                 changed_at,
                 now,
-                secrets.token_hex(16),  # as the schema's trigger would, without its UPDATE
+                public_id or secrets.token_hex(16),  # as the trigger would, without its UPDATE
             ),
         )
         if added.rowcount == 1:
