@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -296,6 +297,21 @@ def test_an_import_gives_each_person_a_distinct_random_public_id(store: Subscrib
     ids = {subscriber.public_id for subscriber in store.iter()}
     assert len(ids) == count + 1
     assert all(re.fullmatch("[0-9a-f]{32}", public_id) for public_id in ids)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {},
+        {"city": "Zürich"},
+        {"b": 'say "hi"\\ now', "a": "tab\there\nand\x01", "A": "\u2028 😀 \ud800", "": ""},
+    ],
+)
+def test_row_attributes_are_stored_as_the_json_encoder_writes_them(
+    attributes: dict[str, str],
+) -> None:
+    expected = json.dumps(attributes, ensure_ascii=False, sort_keys=True)
+    assert subscribers._row_attributes_json(attributes) == expected
 
 
 # --- CSV files -------------------------------------------------------------------------------
