@@ -314,6 +314,29 @@ def test_row_attributes_are_stored_as_the_json_encoder_writes_them(
     assert subscribers._row_attributes_json(attributes) == expected
 
 
+def test_tags_are_stripped_and_deduplicated_ignoring_case(store: SubscriberStore) -> None:
+    added = store.add("a@example.com", tags=[" News ", "", "vip", "NEWS", "  "])
+    assert added.tags == ("News", "vip")
+
+
+@pytest.mark.parametrize(
+    ("tags", "message"),
+    [
+        (["ok", "a,b"], "tag 'a,b' contains ',' or '|'"),
+        (["ok", " a|b "], "tag 'a|b' contains ',' or '|'"),
+        (["ok", "x\ny"], "tag 'x\\ny' contains a line break"),
+        (["a,b", "x\u2028y"], "tag 'a,b' contains"),  # the first bad tag is named
+        (["x\ty", "a|b"], "tag 'x\\ty' contains a line break"),
+    ],
+)
+def test_a_bad_tag_is_refused_by_name(
+    store: SubscriberStore, tags: list[str], message: str
+) -> None:
+    with pytest.raises(SubscriberError, match=re.escape(message)):
+        store.add("a@example.com", tags=tags)
+    assert store.count() == 0
+
+
 # --- CSV files -------------------------------------------------------------------------------
 
 

@@ -169,13 +169,17 @@ def check_header_safe(value: str, field: str) -> str:
 
 def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
     """Tags stripped, empty ones dropped, duplicates (ignoring case) removed."""
+    tags = tuple(tags)
+    joined = "".join(tags)  # one search each for what no tag may hold, as a rule
+    if unsafe_for_header(joined) or _TAG_SEPARATOR.search(joined):
+        for tag in tags:
+            tag = check_header_safe(tag, "tag").strip()
+            if _TAG_SEPARATOR.search(tag):
+                message = f"tag '{tag}' contains ',' or '|'; split it in two"
+                raise SubscriberError(Problem(message, code="bad-subscriber"))
     cleaned: dict[str, str] = {}
     for tag in tags:
-        tag = check_header_safe(tag, "tag").strip()
-        if _TAG_SEPARATOR.search(tag):
-            raise SubscriberError(
-                Problem(f"tag '{tag}' contains ',' or '|'; split it in two", code="bad-subscriber")
-            )
+        tag = tag.strip()
         if tag:
             cleaned.setdefault(tag.casefold(), tag)
     return tuple(cleaned.values())
