@@ -560,7 +560,7 @@ class SubscriberStore:
                 if subscriber_id in seen:
                     continue
                 seen.add(subscriber_id)
-                report.statuses[Status(status).value] += 1
+                report.statuses[str(status)] += 1  # a Status's value
                 if outcome == "added":
                     report.imported += 1
                 elif outcome == "updated":
@@ -655,7 +655,7 @@ class SubscriberStore:
         return row.fetchone() is not None
 
     def _add_tags(self, subscriber_id: int, tags: Iterable[str]) -> None:
-        self._tag_rows.extend((subscriber_id, tag) for tag in tags)
+        self._tag_rows.extend([(subscriber_id, tag) for tag in tags])
         if len(self._tag_rows) >= WRITE_BATCH:
             self._write_queued()
 
