@@ -5,8 +5,9 @@ DNS). Running it costs tens of microseconds per address, which dominates a large
 address in the plain ASCII shape nearly all lists hold (dot-atom local part, letter-only
 top-level domain, no Punycode or reserved name) is accepted by one regular expression instead:
 for such an address email-validator's answer is known, the address itself with its domain in
-lower case. Anything else goes to email-validator. tests/test_address_syntax.py checks that both
-paths agree on a varied list of addresses.
+lower case (and the local part too for a role account such as postmaster). Anything else goes
+to email-validator. tests/test_address_syntax.py checks that both paths agree on a varied list
+of addresses.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ _MAX_ADDRESS, _MAX_LOCAL = 254, 64
 #: email-validator refuses these domains and their subdomains (its SPECIAL_USE_DOMAIN_NAMES);
 #: any domain merely ending in one of them takes the slow path, which decides exactly.
 _RESERVED_ENDINGS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+#: email-validator writes these local parts in lower case whatever case they came in
+#: (its CASE_INSENSITIVE_MAILBOX_NAMES: role accounts; 'Info@…' is 'info@…').
+ROLE_MAILBOXES = frozenset(
+    {"info", "marketing", "sales", "support", "abuse", "noc", "security", "postmaster"}
+    | {"hostmaster", "usenet", "news", "webmaster", "www", "uucp", "ftp"}
+)
 
 
 class AddressError(ValueError):
@@ -36,6 +43,8 @@ def plain_address(address: str) -> str | None:
     domain = domain.lower()
     if len(local) > _MAX_LOCAL or "--" in domain or domain.endswith(_RESERVED_ENDINGS):
         return None
+    if local.lower() in ROLE_MAILBOXES:
+        local = local.lower()
     return f"{local}@{domain}"
 
 
