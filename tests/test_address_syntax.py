@@ -6,8 +6,10 @@ import random
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
-from newsletter.address_syntax import AddressError, normal_address, plain_address
+from newsletter import address_syntax
+from newsletter.address_syntax import ROLE_MAILBOXES, AddressError, normal_address, plain_address
 
 LOCAL_64 = "a" * 64
 LABEL_63 = "d" * 63
@@ -36,6 +38,18 @@ VARIED = [
     f"{LOCAL_64}@{'.'.join(['e' * 61] * 3)}.com", "ann@example.co" + "m" * 61,
     "ann@example." + "c" * 63, "ann@example." + "c" * 64, "ANN@EXAMPLE.COM",
     "ann@example.museum", "ann@a.b.c.d.e.f.g.h", "a.b.c@d.e.f", "ann@example.c",
+    # role accounts, whose local part email-validator writes in lower case
+    "Postmaster@Example.com", "INFO@example.com", "News@example.org", "info.x@example.com",
+    "Sales@bücher.de", "ABUSE@[192.0.2.1]", "WWW@example.com", "MAILER-DAEMON@example.com",
+    # plain local parts at internationalised (or otherwise not plain) domains
+    "p1@bücher.de", "P.2@BÜCHER.DE", "x+y@bücher.example", "ann@ü.test", "ann@bücher",
+    "ann@bü--cher.de", "ann@xn--zz.de", "ann@xn--bcher-kva.example", "ann@😀.com",
+    "ann@ﬁsh.com", "ann@例え.テスト", "ann@пример.рф", "ann@bücher.de.", "ann@.bücher.de",
+    "ann@bü_cher.de", "ann@bü cher.de", "ann@bücher.d", "ann@bücher.123", "a@b@bücher.de",
+    "ann@bücher.de\n", "ann@bü\u200dcher.de", "ann@ex--ample.com", "ann@exa_mple.com",
+    f"{LOCAL_64}@{'ü' * 40}.{'e' * 60}.{'e' * 60}.com",
+    f"{LOCAL_64}@{'ü' * 50}.{'e' * 60}.{'e' * 60}.com",
+    f"{LOCAL_64}@{'ü' * 60}.{'ü' * 60}.com", f"{LOCAL_64}a@bücher.de",
 ]  # fmt: skip
 
 
@@ -58,7 +72,9 @@ def fuzzed(count: int) -> list[str]:
     """Addresses built from pieces that sit near the rules' edges, the same on every run."""
     pick = random.Random(20261124)
     locals_ = ["ann", "Ann.Lee", "a", "a.", ".a", "a..b", "x+y", "o'b", "é", "a b", "_", "-"]
+    locals_ += ["Info", "NEWS", "postmaster", "Support"]
     labels = ["example", "Ex-ample", "e", "-e", "e-", "ab--c", "xn--e", "123", "bü", "e_e"]
+    labels += ["BÜ", "ü" * 30, "пример", "例え", "e" * 60]
     tlds = ["com", "COM", "c", "co1", "test", "local", "de", "xn--p1ai", "onion", "org."]
     found = []
     for _ in range(count):
@@ -88,3 +104,15 @@ def test_most_plain_addresses_take_the_fast_path() -> None:
 def test_the_reason_is_email_validators() -> None:
     with pytest.raises(AddressError, match="special-use or reserved name"):
         normal_address("ann@example.test")
+
+
+def test_the_role_accounts_are_email_validators() -> None:
+    assert frozenset(CASE_INSENSITIVE_MAILBOX_NAMES) == ROLE_MAILBOXES
+
+
+def test_an_internationalised_domain_is_checked_once() -> None:
+    address_syntax._domain_forms.cache_clear()
+    found = [normal_address(f"p{n}@BÜCHER.de") for n in range(3)]
+    assert found == [f"p{n}@bücher.de" for n in range(3)]
+    info = address_syntax._domain_forms.cache_info()
+    assert (info.misses, info.hits) == (1, 2)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from newsletter.deliver import db
+from newsletter.deliver import db, subscribers
 from newsletter.deliver.csvfiles import open_subscriber_csv, write_subscriber_csv
 from newsletter.deliver.subscribers import (
     ImportRow,
@@ -290,6 +292,53 @@ def test_import_rows_is_one_transaction(store: SubscriberStore) -> None:
     kept = store.get("kept@example.com")
     assert kept is not None and kept.first_name == "Kept"
     assert not store.conn.in_transaction
+
+
+def test_an_import_gives_each_person_a_distinct_random_public_id(store: SubscriberStore) -> None:
+    count = 2 * subscribers.PUBLIC_ID_BLOCK + 3  # ids from three reads of the random source
+    store.add("first@example.com")
+    store.import_rows(ImportRow(i, f"p{i}@example.com") for i in range(count))
+    ids = {subscriber.public_id for subscriber in store.iter()}
+    assert len(ids) == count + 1
+    assert all(re.fullmatch("[0-9a-f]{32}", public_id) for public_id in ids)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {},
+        {"city": "Zürich"},
+        {"b": 'say "hi"\\ now', "a": "tab\there\nand\x01", "A": "\u2028 😀 \ud800", "": ""},
+    ],
+)
+def test_row_attributes_are_stored_as_the_json_encoder_writes_them(
+    attributes: dict[str, str],
+) -> None:
+    expected = json.dumps(attributes, ensure_ascii=False, sort_keys=True)
+    assert subscribers._row_attributes_json(attributes) == expected
+
+
+def test_tags_are_stripped_and_deduplicated_ignoring_case(store: SubscriberStore) -> None:
+    added = store.add("a@example.com", tags=[" News ", "", "vip", "NEWS", "  "])
+    assert added.tags == ("News", "vip")
+
+
+@pytest.mark.parametrize(
+    ("tags", "message"),
+    [
+        (["ok", "a,b"], "tag 'a,b' contains ',' or '|'"),
+        (["ok", " a|b "], "tag 'a|b' contains ',' or '|'"),
+        (["ok", "x\ny"], "tag 'x\\ny' contains a line break"),
+        (["a,b", "x\u2028y"], "tag 'a,b' contains"),  # the first bad tag is named
+        (["x\ty", "a|b"], "tag 'x\\ty' contains a line break"),
+    ],
+)
+def test_a_bad_tag_is_refused_by_name(
+    store: SubscriberStore, tags: list[str], message: str
+) -> None:
+    with pytest.raises(SubscriberError, match=re.escape(message)):
+        store.add("a@example.com", tags=tags)
+    assert store.count() == 0
 
 
 # --- CSV files -------------------------------------------------------------------------------

