@@ -88,7 +88,8 @@ def test_gitignore_keeps_data_secrets_and_output_out_of_git(
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     ignored = [
         "newsletter.db", "newsletter.db-wal", ".newsletter/secret.key", "build/x/index.html",
-        "outbox/x/new/1", "site/index.html", "dkim.pem",
+        "outbox/x/new/1", "site/index.html", ".site.cache.json",
+        ".site.previous/index.html", "dkim.pem",
     ]  # fmt: skip
     kept = ["newsletter.toml", "issues/a/issue.md", "templates/README.md", "assets/logo.png"]
     result = subprocess.run(

@@ -11,7 +11,6 @@ image URLs point.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -35,8 +34,8 @@ from newsletter.compose.models import Issue
 from newsletter.compose.templates import make_environment, render
 from newsletter.config import Config
 from newsletter.errors import BuildError, InputError, IssueError, Problem
+from newsletter.publish.generation import updated
 from newsletter.publish.pages import Neighbour, impersonal, issue_page
-from newsletter.publish.writer import copy_file, staged
 
 INDEX_TEMPLATE = "archive/index.html.j2"
 #: A feed entry carries the email's body as its content only up to this size.
@@ -54,7 +53,7 @@ class Entry:
     subject: str
     preheader: str
     date: dt.date
-    email: str  # the email as a web copy (the feed's content)
+    content: str  # the email's body as a web copy, the feed's content (see `_feed_content`)
     #: The date as the email shows it.
     long_date: str
 
@@ -111,7 +110,7 @@ def _entry(built: BuiltIssue, issue: Issue, config: Config) -> Entry:
         subject=fill(impersonal(built.subject), values),
         preheader=fill(impersonal(built.preheader), values),
         date=issue.date,
-        email=fill(built.html, values, is_html=True),
+        content=_feed_content(fill(built.html, values, is_html=True)),
         long_date=long_date(issue.date, config),
     )
 
@@ -161,9 +160,8 @@ def atom_feed(config: Config, entries: tuple[Entry, ...]) -> str:
         item.link(href=entry.url, rel="alternate")
         item.updated(_midnight(entry.date))
         item.summary(entry.preheader)
-        content = _feed_content(entry.email)
-        if len(content.encode("utf-8")) <= FEED_CONTENT_BYTES:
-            item.content(content, type="html")
+        if len(entry.content.encode("utf-8")) <= FEED_CONTENT_BYTES:
+            item.content(entry.content, type="html")
     return str(feed.atom_str(pretty=True).decode("utf-8"))
 
 
@@ -234,39 +232,22 @@ def write_archive(
     archive: Archive, out: Path, protect: Sequence[Path] = (), unchanged: Collection[str] = ()
 ) -> Path:
     """Write the site into `out`, atomically: the previous site stays until the new is whole
-    (see `staged` for what it refuses to replace).
+    (see `generation` for how, and what it refuses to replace).
 
     The files of the `unchanged` issues (slugs) are hard links to the previous site's, which
     hold the same bytes: an incremental run copies no image again.
     """
     out = out.resolve()
-    with staged(out, "the archive", protect) as staging:
-        folders: set[Path] = set()
-
-        def folder_of(target: Path) -> Path:
-            if target.parent not in folders:  # one mkdir a folder, not one a file
-                target.parent.mkdir(parents=True, exist_ok=True)
-                folders.add(target.parent)
-            return target
-
+    with updated(out, "the archive", protect) as site:
         for path, text in archive.files:
-            target = folder_of(staging / path)
-            if not _linked(out, path, target, unchanged):
-                target.write_text(text, encoding="utf-8")
+            if not (_issue_of(path) in unchanged and site.link(path)):
+                site.write_text(path, text)
         for path, source in archive.images:
-            target = folder_of(staging / path)
-            if not _linked(out, path, target, unchanged):
-                copy_file(source, target)
+            if not (_issue_of(path) in unchanged and site.link(path)):
+                site.copy(path, source)
     return out
 
 
-def _linked(previous: Path, path: str, target: Path, unchanged: Collection[str]) -> bool:
-    """Hard-link `path` of an unchanged issue from the previous site (into `target`, whose
-    folder exists); False if it cannot be."""
-    if path.split("/", 1)[0] not in unchanged:
-        return False
-    try:
-        os.link(previous / path, target)
-    except OSError:  # no previous file, or a file system without hard links: write it
-        return False
-    return True
+def _issue_of(path: str) -> str:
+    """The slug of the issue a file of the site belongs to (its first folder)."""
+    return path.split("/", 1)[0]

@@ -43,7 +43,7 @@ from newsletter.publish.archive import (
 from newsletter.publish.pages import Neighbour
 
 #: Bumped when the record's layout changes: an older record is then ignored.
-FORMAT = 3
+FORMAT = 4
 
 
 @dataclass(frozen=True)

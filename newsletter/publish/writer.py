@@ -1,8 +1,9 @@
-"""The only code that writes output folders (a build, the archive): whole, atomically, or not.
+"""Output folders (a build, the archive) are written whole, atomically, or not at all.
 
 An output folder is replaced as a whole, so it must be one this tool wrote: each carries a
 marker file, and `staged` refuses to replace a folder that holds anything without it, as well
-as any folder the caller protects (the project, its issues) or a parent of one.
+as any folder the caller protects (the project, its issues) or a parent of one. The archive's
+folder keeps these rules in `generation`, which makes the site in the one it last replaced.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from newsletter.compose.build import BuiltIssue
 from newsletter.errors import OutputFolderError, Problem, WriteError
 
 MARKER = ".newsletter-output"
-_MARKER_TEXT = "Written by newsletter, which replaces this whole folder when it writes it again.\n"
+MARKER_TEXT = "Written by newsletter, which replaces this whole folder when it writes it again.\n"
 
 #: Output folders are readable by everyone (a web server serves them), writable by their owner.
 FOLDER_MODE = 0o755
@@ -65,7 +66,7 @@ def staged(out: Path, what: str, protect: Sequence[Path] = ()) -> Iterator[Path]
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     staging.chmod(FOLDER_MODE)  # mkdtemp makes it 0700, which a web server cannot read
     try:
-        (staging / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
+        (staging / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         yield staging
         _swap_into_place(staging, out)
     except OSError as exc:
