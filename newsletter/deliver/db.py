@@ -211,6 +211,10 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX rate_limits_expires ON rate_limits (expires_at);
     """,
+    # Every insert gives a public id now: the fallback trigger only cost each insert time.
+    """
+    DROP TRIGGER IF EXISTS subscribers_public_id;
+    """,
 )
 
 

@@ -211,6 +211,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX rate_limits_expires ON rate_limits (expires_at);
     """,
+    """
+    ALTER TABLE subscribers ALTER COLUMN public_id SET NOT NULL;
+    """,
 )
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?|%")
