@@ -233,6 +233,8 @@ class Dialect:
     #: Appended to the SELECT that claims rows: lock them, and skip those another sender
     #: has locked (SQLite's write transaction already excludes every other writer).
     skip_locked: str
+    #: The names of the schema's tables, sorted (the schema-version bookkeeping left out).
+    tables: str
 
     def later(self, column: str) -> str:
         """A condition: the stored time in `column` is after the time given as a parameter."""
@@ -246,12 +248,16 @@ SQLITE = Dialect(
     tag_list="group_concat(tag, char(31))",
     email_domain="lower(substr(email, instr(email, '@') + 1))",
     skip_locked="",
+    tables="SELECT name FROM sqlite_master WHERE type = 'table'"
+    " AND substr(name, 1, 7) != 'sqlite_' ORDER BY name",
 )
 POSTGRESQL = Dialect(
     name="postgresql",
     tag_list="string_agg(tag::text, chr(31))",
     email_domain="lower(split_part(email::text, '@', 2))",
     skip_locked=" FOR UPDATE OF d SKIP LOCKED",
+    tables="SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+    " AND tablename != 'newsletter_schema' ORDER BY tablename",
 )
 
 

@@ -15,15 +15,6 @@ from newsletter.config import check_database_url
 from newsletter.deliver import db
 from newsletter.errors import InputError, Problem
 
-#: The tables of the project's schema, by dialect (the schema-version bookkeeping left out).
-_TABLES = {
-    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table'"
-    " AND substr(name, 1, 7) != 'sqlite_' ORDER BY name",
-    "postgresql": "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-    " AND tablename != 'newsletter_schema' ORDER BY tablename",
-}
-
-
 def quoted(name: str) -> str:
     """A table or column name quoted as an SQL identifier (the same in both dialects)."""
     return '"' + name.replace('"', '""') + '"'
@@ -42,7 +33,7 @@ def location(value: str, option: str) -> Path | str:
 
 def tables(conn: db.Connection) -> list[str]:
     """The names of the database's tables, sorted."""
-    return [row[0] for row in conn.execute(_TABLES[conn.dialect.name])]
+    return [row[0] for row in conn.execute(conn.dialect.tables)]
 
 
 def row_counts(conn: db.Connection) -> dict[str, int]:
