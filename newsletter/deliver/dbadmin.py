@@ -15,6 +15,7 @@ from newsletter.config import check_database_url
 from newsletter.deliver import db
 from newsletter.errors import InputError, Problem
 
+
 def quoted(name: str) -> str:
     """A table or column name quoted as an SQL identifier (the same in both dialects)."""
     return '"' + name.replace('"', '""') + '"'
