@@ -33,7 +33,7 @@ from newsletter.cli import report as cli_report
 from newsletter.cli import send as cli_send
 from newsletter.cli import serve as cli_serve
 from newsletter.cli import worker as cli_worker
-from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
+from newsletter.cli.common import ConfigOption, JsonOption, reports_errors, without_collector
 from newsletter.cli.inbound import inbound_app
 from newsletter.cli.later import schedule_app
 from newsletter.cli.subscribers import subscribers_app
@@ -72,6 +72,7 @@ def new(
 
 @app.command()
 @reports_errors
+@without_collector
 def build(
     issue_dir: Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")],
     out: Annotated[
