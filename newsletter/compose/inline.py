@@ -5,8 +5,9 @@ premailer's traps (see shared/design/measured-facts.md) are handled here: `!impo
 silenced, and the doctype that lxml drops is put back.
 
 Costs are cut around premailer, its output unchanged (tests compare it):
-- premailer imports `requests` (about 40 ms) only to fetch external stylesheets, which we never
-  allow; unless something loaded it already, a stand-in takes its place that imports the real
+- premailer imports `requests` (about 40 ms) and cssutils `urllib.request` (about 10 ms, with
+  `http.client` and `ssl`) only to fetch external stylesheets, which we never allow; unless
+  something loaded them already, a stand-in takes each one's place that imports the real
   module on first use (a module `__getattr__`, PEP 562).
 - cssutils validates every inline style against its CSS profiles, compiling large regular
   expressions on first use (about 70 ms a process), only to log what it finds, and we discard
@@ -41,9 +42,13 @@ def _import_on_first_use(name: str) -> None:
 
     stand_in.__getattr__ = load  # type: ignore[method-assign]
     sys.modules[name] = stand_in
+    package, _, child = name.rpartition(".")
+    if package:  # `import urllib.request` then reads `urllib.request` from the package
+        setattr(importlib.import_module(package), child, stand_in)
 
 
 _import_on_first_use("requests")
+_import_on_first_use("urllib.request")
 
 import cssutils  # noqa: E402 (after the lazy registration above)
 import premailer  # noqa: E402
