@@ -83,7 +83,7 @@ def build(
     config: ConfigOption = None,
 ) -> None:
     """Build an issue into index.html, index.txt, index.mjml and images/."""
-    from newsletter.compose.build import build_issue, local_preview
+    from newsletter.compose.build import HTML_CACHE, build_issue, local_preview
     from newsletter.compose.issues import load_issue
     from newsletter.config import load_config
     from newsletter.publish.archive import project_folders
@@ -91,7 +91,7 @@ def build(
 
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
-    built = build_issue(issue, settings)
+    built = build_issue(issue, settings, html_cache=settings.root / HTML_CACHE)
     target = write_build(
         built,
         out or settings.root / "build" / issue.slug,
