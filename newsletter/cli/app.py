@@ -91,17 +91,15 @@ def build(
     from newsletter.compose.issues import load_issue
     from newsletter.config import load_config
     from newsletter.publish.archive import project_folders
-    from newsletter.publish.writer import write_build
+    from newsletter.publish.writer import check_output_folder, write_build
 
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
+    out = out or settings.root / "build" / issue.slug
+    protect = [*project_folders(settings.root), issue_dir]
+    check_output_folder(out, protect)  # before any work, and before the HTML cache is written
     built = build_issue(issue, settings, html_cache=settings.root / HTML_CACHE)
-    target = write_build(
-        built,
-        out or settings.root / "build" / issue.slug,
-        local_preview(built),
-        [*project_folders(settings.root), issue_dir],
-    )
+    target = write_build(built, out, local_preview(built), protect)
     files = {name: str(target / name) for name in ("index.html", "index.txt", "index.mjml")}
     files["preview.html"] = str(target / "preview.html")
     if json:
