@@ -20,7 +20,11 @@ the median of the in-process pipeline total.
 Then the commands, as subprocesses, interleaved (one of each per round, `--command-runs`
 rounds), medians of CPU time (user + system, from the children's rusage) and wall-clock time:
 
-- `newsletter build` of the example, interpreter start, imports and file writing included;
+- `newsletter build` of the example, interpreter start, imports and file writing included, twice:
+  "first", with the issue's entry of the HTML cache (`build/.html-cache/`) removed before each
+  run, so the MJML is compiled and inlined; and "cached", finding the HTML of the same MJML there
+  (see `newsletter.compose.emailhtml`). Both find the prepared images and Jinja2's compiled
+  templates in their caches, written by the warm-up run;
 - the MJML command-line tool (Node, `mjml@5`) compiling the same `index.mjml` to HTML; the goal
   is `newsletter build` under 0.5 times its CPU time. It is looked for in
   `benchmarks/.node/node_modules/.bin/mjml` (install it there with
@@ -28,12 +32,15 @@ rounds), medians of CPU time (user + system, from the children's rusage) and wal
 - `newsletter --version`, goal under 150 ms wall-clock.
 
 CPU time is the fair figure on a busy machine: wall-clock time then mostly measures the wait for
-a core. `--no-commands` skips this part.
+a core. The package's bytecode is compiled first (`compileall`), as `pip install` does, so that
+an environment with PYTHONDONTWRITEBYTECODE does not compile its modules in every run. The
+`--no-commands` option skips this part.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import resource
 import shutil
@@ -50,7 +57,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from newsletter.compose.build import build_issue, prepare, render_mjml, render_text
+import newsletter
+from newsletter.compose.build import HTML_CACHE, build_issue, prepare, render_mjml, render_text
 from newsletter.compose.compiler import compile_mjml
 from newsletter.compose.inline import inline_css
 from newsletter.compose.issues import load_issue
@@ -157,16 +165,20 @@ def run_timed(command: list[str]) -> tuple[float, float]:
     return cpu, wall
 
 
+FIRST, CACHED = "newsletter build (first)", "newsletter build (cached)"
+
+
 def measure_commands(runs: int, mjml: Path | None) -> list[Command]:
-    """`newsletter build`, the MJML tool on the same MJML and `--version`, interleaved."""
-    newsletter = newsletter_script()
+    """`newsletter build` (first and cached), the MJML tool on the same MJML and `--version`,
+    interleaved."""
+    compileall.compile_dir(Path(newsletter.__file__).parent, quiet=1)
+    script = newsletter_script()
+    cache_entry = ROOT / HTML_CACHE / f"{ISSUE.name}.html"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
-        commands = {
-            "newsletter build": [*newsletter, "build", str(ISSUE), "--out", str(out)],
-            "newsletter --version": [*newsletter, "--version"],
-        }
-        run_timed(commands["newsletter build"])  # warm-up; writes the index.mjml to compile
+        build = [*script, "build", str(ISSUE), "--out", str(out)]
+        commands = {FIRST: build, CACHED: build, "newsletter --version": [*script, "--version"]}
+        run_timed(build)  # warm-up; writes the index.mjml to compile
         if mjml is not None:
             html = str(Path(tmp) / "mjml.html")
             commands["mjml CLI (Node)"] = [str(mjml), str(out / "index.mjml"), "-o", html]
@@ -174,6 +186,8 @@ def measure_commands(runs: int, mjml: Path | None) -> list[Command]:
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for _ in range(runs):
             for name, command in commands.items():
+                if name == FIRST:
+                    cache_entry.unlink(missing_ok=True)
                 samples[name].append(run_timed(command))
     return [
         Command(
@@ -187,15 +201,18 @@ def measure_commands(runs: int, mjml: Path | None) -> list[Command]:
 
 
 def verdicts(commands: list[Command]) -> dict[str, Any]:
-    """The ratio of `newsletter build` to the MJML tool in CPU time, and both goals."""
+    """The ratios of `newsletter build` (first, cached) to the MJML tool in CPU time, and the
+    goals (the build's judged on the first build)."""
     by_name = {command.command: command for command in commands}
-    build, version = by_name["newsletter build"], by_name["newsletter --version"]
     mjml = by_name.get("mjml CLI (Node)")
-    ratio = round(build.cpu_ms / mjml.cpu_ms, 2) if mjml else None
+    first, cached = (
+        round(by_name[name].cpu_ms / mjml.cpu_ms, 2) if mjml else None for name in (FIRST, CACHED)
+    )
     return {
-        "build_to_mjml_cpu_ratio": ratio,
-        "build_goal_met": None if ratio is None else ratio < BUILD_GOAL,
-        "version_goal_met": version.wall_ms < VERSION_GOAL_MS,
+        "build_to_mjml_cpu_ratio": first,
+        "cached_build_to_mjml_cpu_ratio": cached,
+        "build_goal_met": None if first is None else first < BUILD_GOAL,
+        "version_goal_met": by_name["newsletter --version"].wall_ms < VERSION_GOAL_MS,
     }
 
 
@@ -219,9 +236,11 @@ def print_commands(commands: list[Command], result: dict[str, Any]) -> None:
         )
     else:
         met = "met" if result["build_goal_met"] else "MISSED"
+        cached = result["cached_build_to_mjml_cpu_ratio"]
         console.print(
             f"newsletter build / mjml CLI, CPU time: {ratio:.2f} (goal < {BUILD_GOAL}: {met})"
         )
+        console.print(f"  with the HTML cache of an earlier build of the same MJML: {cached:.2f}")
     met = "met" if result["version_goal_met"] else "MISSED"
     console.print(f"newsletter --version wall-clock goal < {VERSION_GOAL_MS:.0f} ms: {met}")
 

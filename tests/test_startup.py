@@ -72,8 +72,10 @@ def test_version_and_help_load_no_heavy_library(args: list[str], allowed: tuple[
 
 
 def test_build_loads_the_pipeline_but_no_server_browser_or_signing(project: Path) -> None:
-    code, modules, output = run(["build", "issues/2026-11-24-france-welcomes-chechen-refugees"])
-    assert code == 0, output
+    code, modules, output = run(
+        ["build", "issues/2026-11-24-france-welcomes-chechen-refugees"], cwd=project
+    )
+    assert code == 0, output  # a first build: the HTML cache of a later one is empty
     assert loaded(modules, ("premailer", "mjml", "jinja2")) == ["premailer", "mjml", "jinja2"]
     unused = ("playwright", "uvicorn", "starlette", "dkim", "cryptography", "feedgen")
     assert loaded(modules, unused) == []
@@ -93,3 +95,13 @@ def test_a_browser_command_without_the_extra_names_it(project: Path) -> None:
     assert len(errors) == 1, done.stderr
     assert "pip install 'newsletter[browser]'" in errors[0]
     assert json.loads(done.stdout.splitlines()[-1])["code"] == 1
+
+
+def test_a_second_build_of_the_same_issue_takes_its_html_from_the_cache(project: Path) -> None:
+    args = ["build", "issues/2026-11-24-france-welcomes-chechen-refugees", "--out", "first"]
+    assert run(args, cwd=project)[0] == 0
+    code, modules, output = run([*args[:-1], "second"], cwd=project)
+    assert code == 0, output
+    assert loaded(modules, ("premailer", "mjml", "cssutils", "lxml")) == []
+    for name in ("index.html", "index.txt", "index.mjml", "preview.html"):
+        assert (project / "second" / name).read_bytes() == (project / "first" / name).read_bytes()

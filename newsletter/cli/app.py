@@ -12,13 +12,16 @@ working); `main` turns anything unexpected into one line and exit 1, never a tra
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
+from typer.main import get_command_name
 
 from newsletter import __version__
 from newsletter.cli import archive as cli_archive
@@ -33,11 +36,12 @@ from newsletter.cli import report as cli_report
 from newsletter.cli import send as cli_send
 from newsletter.cli import serve as cli_serve
 from newsletter.cli import worker as cli_worker
-from newsletter.cli.common import ConfigOption, JsonOption, reports_errors
+from newsletter.cli.common import ConfigOption, JsonOption, reports_errors, without_collector
 from newsletter.cli.db import db_app
 from newsletter.cli.inbound import inbound_app
 from newsletter.cli.later import schedule_app
 from newsletter.cli.subscribers import subscribers_app
+from newsletter.lazymodules import import_on_first_use
 
 app = typer.Typer(
     help="Build newsletter issues into responsive HTML email and send them.",
@@ -73,6 +77,7 @@ def new(
 
 @app.command()
 @reports_errors
+@without_collector
 def build(
     issue_dir: Annotated[Path, typer.Argument(help="The issue folder (holding issue.md).")],
     out: Annotated[
@@ -83,21 +88,19 @@ def build(
     config: ConfigOption = None,
 ) -> None:
     """Build an issue into index.html, index.txt, index.mjml and images/."""
-    from newsletter.compose.build import build_issue, local_preview
+    from newsletter.compose.build import HTML_CACHE, build_issue, local_preview
     from newsletter.compose.issues import load_issue
     from newsletter.config import load_config
     from newsletter.publish.archive import project_folders
-    from newsletter.publish.writer import write_build
+    from newsletter.publish.writer import check_output_folder, write_build
 
     settings = load_config(config, start=issue_dir)
     issue = load_issue(issue_dir)
-    built = build_issue(issue, settings)
-    target = write_build(
-        built,
-        out or settings.root / "build" / issue.slug,
-        local_preview(built),
-        [*project_folders(settings.root), issue_dir],
-    )
+    out = out or settings.root / "build" / issue.slug
+    protect = [*project_folders(settings.root), issue_dir]
+    check_output_folder(out, protect)  # before any work, and before the HTML cache is written
+    built = build_issue(issue, settings, html_cache=settings.root / HTML_CACHE)
+    target = write_build(built, out, local_preview(built), protect)
     files = {name: str(target / name) for name in ("index.html", "index.txt", "index.mjml")}
     files["preview.html"] = str(target / "preview.html")
     if json:
@@ -167,13 +170,38 @@ def main_options(
     console.debug = debug or console.debug
 
 
+def for_command(args: list[str]) -> typer.Typer:
+    """The app holding only the command or command group that `args` name, else the whole app.
+
+    Before running a command, Typer turns every registered one into a Click command, reading
+    each function's signature and type hints (~20 ms for all of them); once the name is known,
+    the others are never needed. The app's own options (--debug, --version) take no value, so
+    the name is the first argument not starting with '-'. Without a known name, the whole app
+    answers (its help, or "No such command" with a suggestion).
+    """
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    commands = [
+        info
+        for info in app.registered_commands
+        if info.callback and (info.name or get_command_name(info.callback.__name__)) == name
+    ]
+    groups = [info for info in app.registered_groups if info.name == name]
+    if not commands and not groups:
+        return app
+    narrowed = copy.copy(app)
+    narrowed.registered_commands, narrowed.registered_groups = commands, groups
+    return narrowed
+
+
 def main() -> None:
     """Entry point of the `newsletter` script; unexpected errors become one line, exit 1."""
     # pydantic looks for plugins through every installed package's metadata (~40 ms); the
-    # command has none to offer, so it is told not to look unless the user says otherwise.
+    # command has none to offer, so it is told not to look unless the user says otherwise,
+    # and the module it would look with is only imported if something uses it (~10 ms).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
+    import_on_first_use("importlib.metadata", functions=("entry_points",))
     try:
-        app()
+        for_command(sys.argv[1:])()
     except Exception as exc:  # a bug of ours: say so in one line, never a traceback
         console.traceback()
         console.error(f"unexpected {type(exc).__name__}: {escape(str(exc))}")

@@ -1,8 +1,9 @@
 """The build pipeline: issue → Jinja2 renders MJML → mjml-python → premailer → HTML + text.
 
-Every stage is a function of plain data. The one step that touches the disk is `prepare`, which
-reads the issue's images and prepares them for email (into a cache folder); the caller (CLI,
-benchmark, tests) decides where output goes.
+Every stage is a function of plain data. The disk is touched by `prepare`, which reads the
+issue's images and prepares them for email (into a cache folder), and, when a caller asks for
+it (`newsletter build` does), by the HTML cache of `emailhtml`; the caller (CLI, benchmark,
+tests) decides where output goes.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from pydantic import BaseModel
 from newsletter.compose import markdown
 from newsletter.compose.assets import Asset, ImageRef, resolve_images
 from newsletter.compose.colours import dark_variant
-from newsletter.compose.compiler import compile_mjml
-from newsletter.compose.inline import inline_css
+from newsletter.compose.emailhtml import email_html
 from newsletter.compose.mergetags import MergeTag, fill, protect, restore, sentinel
 from newsletter.compose.models import Issue
 from newsletter.compose.templates import make_environment, render
@@ -42,6 +42,8 @@ EMAIL_WIDTH = 600
 TEASER_IMAGE_WIDTH = 432
 #: Where images prepared for email are kept between builds, inside the project.
 IMAGE_CACHE = Path("build", ".image-cache")
+#: Where `newsletter build` keeps each issue's compiled HTML between builds, inside the project.
+HTML_CACHE = Path("build", ".html-cache")
 
 
 @dataclass(frozen=True)
@@ -207,23 +209,33 @@ def link_problems(issue: Issue, tokens: Sequence[Token]) -> list[Problem]:
 
 
 def build_issue(
-    issue: Issue, config: Config, env: Environment | None = None, prepared: Prepared | None = None
+    issue: Issue,
+    config: Config,
+    env: Environment | None = None,
+    prepared: Prepared | None = None,
+    html_cache: Path | None = None,
 ) -> BuiltIssue:
-    """Build an issue; IssueError if a link of the story cannot become a link."""
+    """Build an issue; IssueError if a link of the story cannot become a link. With
+    `html_cache` (a folder), the HTML compiled from the same MJML before is reused."""
     prepared = prepared or prepare(issue, config)
     if problems := link_problems(issue, prepared.tokens):
         raise IssueError(*problems)
-    return render_issue(issue, config, env, prepared)
+    return render_issue(issue, config, env, prepared, html_cache)
 
 
 def render_issue(
-    issue: Issue, config: Config, env: Environment | None = None, prepared: Prepared | None = None
+    issue: Issue,
+    config: Config,
+    env: Environment | None = None,
+    prepared: Prepared | None = None,
+    html_cache: Path | None = None,
 ) -> BuiltIssue:
     """Render an issue into HTML, text and MJML, each with merge tags left as placeholders."""
     env = env or make_environment(config.root)
     prepared = prepared or prepare(issue, config)
     mjml_source = render_mjml(issue, config, prepared, env)
-    html = restore(inline_css(compile_mjml(mjml_source)))
+    cache_file = html_cache / f"{issue.slug}.html" if html_cache else None
+    html = restore(email_html(mjml_source, cache_file))
     text = restore(render_text(issue, config, prepared, env))
     assets = {a.dest: a for a in (*prepared.assets.values(), prepared.logo) if a and a.dest}
     warnings = size_warnings(len(html.encode("utf-8")))

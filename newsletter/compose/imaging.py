@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from newsletter.errors import NewsletterError
+from newsletter.compose.cachefiles import store
 
 #: Formats every mail client shows; anything else (WebP, AVIF, HEIC, TIFF...) is converted.
 EMAIL_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif"}
@@ -27,6 +25,8 @@ RECIPE = f"1:q{JPEG_QUALITY}"
 _ORIENTATION = 0x0112
 #: Written in the cache when the original is kept, so the decision is not taken again.
 _KEEP = ".keep"
+#: How errors name this cache.
+_WHAT = "the image cache"
 
 
 class UnreadableImage(Exception):
@@ -99,20 +99,6 @@ def _encode(image: Image.Image, max_width: int) -> tuple[bytes, str]:
     return buffer.getvalue(), ".jpg"
 
 
-def _store(cache: Path, name: str, data: bytes) -> Path:
-    """Write `cache/name` atomically (a half-written file is never found by a later build)."""
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=cache, prefix=".tmp-")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, cache / name)
-    except OSError as exc:
-        raise NewsletterError(f"cannot write the image cache {cache}: {exc.strerror}") from None
-    return cache / name
-
-
 def _prepared(file: Path, source_format: str | None, copy: Path, changes: list[str]) -> EmailImage:
     """The copy for email; it keeps the original's extension unless its format changed."""
     same = EMAIL_FORMATS.get(source_format or "") == copy.suffix
@@ -143,6 +129,6 @@ def email_image(file: Path, max_width: int, cache: Path) -> EmailImage:
     if hit:
         return _prepared(file, source_format, hit, needs)
     if needs == ["compressed"] and len(encoded) >= len(data):
-        _store(cache, key + _KEEP, b"")
+        store(cache, key + _KEEP, b"", _WHAT)
         return EmailImage(file, *size, file.suffix)
-    return _prepared(file, source_format, _store(cache, key + suffix, encoded), needs)
+    return _prepared(file, source_format, store(cache, key + suffix, encoded, _WHAT), needs)

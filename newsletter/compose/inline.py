@@ -5,9 +5,10 @@ premailer's traps (see shared/design/measured-facts.md) are handled here: `!impo
 silenced, and the doctype that lxml drops is put back.
 
 Costs are cut around premailer, its output unchanged (tests compare it):
-- premailer imports `requests` (about 40 ms) only to fetch external stylesheets, which we never
-  allow; unless something loaded it already, a stand-in takes its place that imports the real
-  module on first use (a module `__getattr__`, PEP 562).
+- premailer imports `requests` (about 40 ms) and cssutils `urllib.request` (about 10 ms, with
+  `http.client` and `ssl`) only to fetch external stylesheets, which we never allow; unless
+  something loaded them already, a stand-in takes each one's place that imports the real
+  module on first use (`newsletter.lazymodules`).
 - cssutils validates every inline style against its CSS profiles, compiling large regular
   expressions on first use (about 70 ms a process), only to log what it finds, and we discard
   that log; premailer has no switch for it, so the profiles are removed.
@@ -21,29 +22,13 @@ Costs are cut around premailer, its output unchanged (tests compare it):
 
 from __future__ import annotations
 
-import importlib
 import logging
-import sys
-import types
 from typing import Any, ClassVar
 
+from newsletter.lazymodules import import_on_first_use
 
-def _import_on_first_use(name: str) -> None:
-    """Put a stand-in for module `name` into sys.modules that imports it on first use."""
-    if name in sys.modules:
-        return
-    stand_in = types.ModuleType(name)
-
-    def load(attribute: str) -> Any:
-        if sys.modules.get(name) is stand_in:
-            del sys.modules[name]
-        return getattr(importlib.import_module(name), attribute)
-
-    stand_in.__getattr__ = load  # type: ignore[method-assign]
-    sys.modules[name] = stand_in
-
-
-_import_on_first_use("requests")
+import_on_first_use("requests")
+import_on_first_use("urllib.request")
 
 import cssutils  # noqa: E402 (after the lazy registration above)
 import premailer  # noqa: E402

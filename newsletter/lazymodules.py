@@ -1,0 +1,51 @@
+"""Stand-ins for modules that libraries import at their top but use only on paths we never take.
+
+premailer imports `requests` and cssutils `urllib.request` only to fetch stylesheets, which is
+never allowed here; pydantic imports `importlib.metadata` only to look for plugins, which the
+command line tells it not to do. Each costs about 10 ms or more a process. `import_on_first_use`
+puts a stand-in into sys.modules that imports the real module the first time one of its
+attributes is read (a module `__getattr__`, PEP 562), so nothing changes for any code that does
+use it. A library that imports a function by name at its top (`from importlib.metadata import
+entry_points`) gets, for each name in `functions`, a function that calls the real one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from collections.abc import Sequence
+from typing import Any
+
+
+def import_on_first_use(name: str, functions: Sequence[str] = ()) -> None:
+    """Put a stand-in for module `name` into sys.modules that imports it on first use (unless
+    the module is loaded already)."""
+    if name in sys.modules:
+        return
+    stand_in = types.ModuleType(name)
+
+    def real() -> types.ModuleType:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+        return importlib.import_module(name)
+
+    def load(attribute: str) -> Any:
+        if attribute.startswith("__"):  # what the import system asks of any module
+            raise AttributeError(attribute)
+        return getattr(real(), attribute)
+
+    def calling(function: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return getattr(real(), function)(*args, **kwargs)
+
+        call.__name__ = call.__qualname__ = function
+        return call
+
+    stand_in.__getattr__ = load  # type: ignore[method-assign]
+    for function in functions:
+        setattr(stand_in, function, calling(function))
+    sys.modules[name] = stand_in
+    package, _, child = name.rpartition(".")
+    if package:  # `import urllib.request` then reads `urllib.request` from the package
+        setattr(importlib.import_module(package), child, stand_in)
