@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL cluster for tests and benchmarks: Debian's server binaries (`initdb`,
 `pg_ctl`) run on a fresh data folder in a temp folder, listening on 127.0.0.1 (and on a socket
-in that folder) with durability switched off for speed; stopped and removed afterwards.
+in that folder) with durability switched off for speed (unless asked to keep it); stopped and
+removed afterwards.
 
 PostgreSQL refuses to run as root, so under root the server runs as `nobody`. Every login,
 the superuser's included, needs its password (scram-sha-256). No pytest in here: a script outside
@@ -42,13 +43,10 @@ ROLE = "newsletter"
 TIMEOUT = 30
 INSTALL_HINT = "Debian's postgresql package; `make test` installs it where it runs as root"
 
-#: A cluster nobody needs after the run: nothing is written durably.
+#: Every throwaway cluster's settings: loopback only, little WAL, no checkpoints during a run.
 SETTINGS = {
     "listen_addresses": f"'{HOST}'",
     "max_connections": "200",
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
     "wal_level": "minimal",
     "max_wal_senders": "0",
     "checkpoint_timeout": "'1d'",
@@ -58,6 +56,9 @@ SETTINGS = {
     "password_encryption": "'scram-sha-256'",
     "logging_collector": "off",
 }
+#: Durability off for a cluster nobody needs after the run; `Cluster(durable=True)` (the
+#: benchmarks' realistic figure) keeps PostgreSQL's defaults: fsync, synchronous commits.
+NO_SYNC = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 #: Password logins only: over loopback TCP, or over the socket in the cluster's private folder.
 HBA = "local all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n"
 
@@ -112,9 +113,11 @@ class Database:
 
 
 class Cluster:
-    """Start with `start()` or `with Cluster() as cluster:`; `create_database()` per user."""
+    """Start with `start()` or `with Cluster() as cluster:`; `create_database()` per user.
+    `durable` keeps fsync and synchronous commits on (PostgreSQL's defaults)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.settings = SETTINGS if durable else {**SETTINGS, **NO_SYNC}
         self.folder: Path | None = None
         self._binaries: Path | None = None
         self.port = 0
@@ -218,7 +221,7 @@ class Cluster:
         finally:
             secret.unlink()
         (self.data / "pg_hba.conf").write_text(HBA)
-        settings = {**SETTINGS, "unix_socket_directories": f"'{self.folder}'"}
+        settings = {**self.settings, "unix_socket_directories": f"'{self.folder}'"}
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write("\n# newsletter's test cluster\n")
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
