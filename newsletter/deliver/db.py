@@ -4,7 +4,9 @@ One database holds the subscribers, their status history, the delivery ledger an
 `connect` takes a path (SQLite) or a `postgresql://` URL (see postgres.py) and returns a
 `Connection`: both kinds take the same SQL with `?` placeholders, give rows readable by name
 or position, and offer `begin()` (a write transaction), `durable()` (commits inside reach the
-disk before they return) and `bulk()` (a large write). What differs between the two SQL
+disk before they return), `relaxed()` (commits inside survive this process being killed, not
+necessarily a crash of the machine or server: bookkeeping that can be redone) and `bulk()` (a
+large write). What differs between the two SQL
 dialects is in `Dialect`, so no other module asks which database it talks to.
 
 SQLite's schema version is its `user_version`; each entry of MIGRATIONS moves it up by one, in
@@ -292,6 +294,8 @@ class Connection(Protocol):
 
     def durable(self) -> AbstractContextManager[None]: ...
 
+    def relaxed(self) -> AbstractContextManager[None]: ...
+
     def bulk(self) -> AbstractContextManager[None]: ...
 
     def close(self) -> None: ...
@@ -319,6 +323,11 @@ class SQLiteConnection(sqlite3.Connection):
             yield
         finally:
             self.execute("PRAGMA synchronous = NORMAL")
+
+    @contextlib.contextmanager
+    def relaxed(self) -> Iterator[None]:
+        """Commits inside need not reach the disk at once: SQLite's normal mode already."""
+        yield
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator[None]:

@@ -151,7 +151,9 @@ class Ledger:
         self.path = conn.where
 
     def _write(self, sql: str, params: Sequence[Any]) -> int:
-        with self._lock:
+        """One bookkeeping write (an outcome, a lease): it must survive this process, not
+        necessarily the machine, since only the commit point decides what is resent."""
+        with self._lock, self.conn.relaxed():
             return int(self.conn.execute(sql, params).rowcount)
 
     @_database
@@ -266,7 +268,7 @@ class Ledger:
         moment = time.time()
         where, params = _segment(segment, self.conn.dialect)
         others = "'deferred', 'sending'" if uncertain else "'deferred'"
-        with self._lock:
+        with self._lock, self.conn.relaxed():
             self.conn.begin()
             try:
                 if reap:
@@ -279,11 +281,13 @@ class Ledger:
                     f"{where} ORDER BY d.subscriber_id LIMIT ?{self.conn.dialect.skip_locked}",
                     [self.issue, before, moment, *params, limit],
                 ).fetchall()
-                self.conn.executemany(
-                    "UPDATE deliveries SET claimed_by = ?, lease_until = ? "
-                    "WHERE issue = ? AND subscriber_id = ?",
-                    [(self.owner, moment + self.lease, self.issue, row[0]) for row in rows],
-                )
+                if rows:
+                    marks = ",".join("?" * len(rows))
+                    self.conn.execute(
+                        "UPDATE deliveries SET claimed_by = ?, lease_until = ? "
+                        f"WHERE issue = ? AND subscriber_id IN ({marks})",
+                        [self.owner, moment + self.lease, self.issue, *(row[0] for row in rows)],
+                    )
                 self.conn.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:

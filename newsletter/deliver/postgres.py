@@ -382,6 +382,17 @@ class PostgresConnection:
         yield
 
     @contextmanager
+    def relaxed(self) -> Iterator[None]:
+        """Commits inside return before they reach the disk (`synchronous_commit = off`): a
+        crash of the server may lose the last fraction of a second of them, as a power cut
+        may SQLite's."""
+        self.execute("SET synchronous_commit = off")
+        try:
+            yield
+        finally:
+            self.execute("SET synchronous_commit = on")
+
+    @contextmanager
     def bulk(self) -> Iterator[None]:
         """A large write: nothing to tune here."""
         yield
