@@ -201,6 +201,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sends ADD COLUMN segment TEXT NOT NULL DEFAULT '';
     UPDATE sends SET segment = json_object('tags', json_array(tag)) WHERE tag != '';
     """,
+    # Each relay's sending budget, shared by every sending process (relay_budget.py).
+    """
+    CREATE TABLE relay_budget (relay TEXT PRIMARY KEY, next_slot REAL NOT NULL) WITHOUT ROWID;
+    """,
 )
 
 
