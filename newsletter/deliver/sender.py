@@ -75,14 +75,12 @@ class RateLimiter:
         self._budget = budget
         self._slots: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
-        self.given_up = 0
 
     def _slot(self) -> float:
         with self._lock:
             late = time.time() - self._late
             while self._slots and self._slots[0] < late:
                 self._slots.popleft()
-                self.given_up += 1
             if not self._slots:
                 first = self._budget.take(self.relay, self._batch, self._spacing)
                 self._slots.extend(first + i * self._spacing for i in range(self._batch))
@@ -97,8 +95,6 @@ class RateLimiter:
                 return
             if time.time() - slot <= self._late:
                 return
-            with self._lock:
-                self.given_up += 1
 
 
 @dataclass(frozen=True)
