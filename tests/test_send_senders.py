@@ -15,11 +15,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +89,7 @@ def test_three_senders_one_killed_share_the_list_and_the_rate(
         config = project / "newsletter.toml"
         config.write_text(
             f'database = "{postgres_url}"\n{config.read_text()}'
-            "\n[sending]\ntransport = \"smtp\"\n\n[[smtp]]\nname = \"sink\"\nhost = \"127.0.0.1\"\n"
+            '\n[sending]\ntransport = "smtp"\n\n[[smtp]]\nname = "sink"\nhost = "127.0.0.1"\n'
             f'port = {port}\nsecurity = "none"\ntimeout = 5\nconnections = 4\nrate = "{RATE}/s"\n'
         )
         senders = [start_send(project, example) for _ in range(PROCESSES)]
@@ -105,7 +104,7 @@ def test_three_senders_one_killed_share_the_list_and_the_rate(
             sender.communicate(timeout=max(1.0, DEADLINE - (time.monotonic() - started)))
             for sender in senders[1:]
         ]
-        for sender, (out, err) in zip(senders[1:], finished, strict=True):
+        for sender, (_, err) in zip(senders[1:], finished, strict=True):
             assert sender.returncode == 0, err
     seconds = time.monotonic() - started
     ledger = Ledger(connect(postgres_url), example.name)
