@@ -4,9 +4,9 @@ reported uncertain, and the relay's rate holds across the processes together.
 
 The sink (aiosmtpd on 127.0.0.1) records when each message began (MAIL) and arrived (the final
 "."). The rate limit governs when a message begins, so MAIL times are held to it: at most
-rate + BURST + 1 in any second (relay_budget.py, sender.RateLimiter); arrivals also carry the
-jitter of the hand-over itself (the commit point's write, the data), for which a little more is
-allowed.
+rate + BURST + 1 in any second (relay_budget.py, sender.RateLimiter), give or take what the
+sink's own clock adds; arrivals also carry the jitter of the hand-over itself (the data, the
+commit point's write), for which a little more is allowed.
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ READERS = 5000
 RATE = 400
 PROCESSES = 3
 DEADLINE = 120.0
-#: Extra arrivals allowed in a second for the jitter of the hand-over (10 ms at RATE).
-JITTER = 4
+#: What the sink's clock may add to a second's count: the starts reach it over loopback and
+#: through its event loop (10 ms at RATE); the arrivals also after the data and the commit
+#: point's write (25 ms).
+STARTS_JITTER = 4
+ARRIVALS_JITTER = 10
 
 
 @dataclass
@@ -127,5 +130,5 @@ def test_three_senders_one_killed_share_the_list_and_the_rate(
     print(f"{READERS} readers in {seconds:.1f} s ({starts[-1] - starts[0]:.1f} s from the first "
           f"message to the last), {counts['sending']} uncertain; the busiest second: {began} "
           f"begun, {arrived} arrived (rate {RATE}/s)")  # fmt: skip
-    assert began <= RATE + BURST + 1 + JITTER
-    assert arrived <= RATE + BURST + 1 + JITTER
+    assert began <= RATE + BURST + 1 + STARTS_JITTER
+    assert arrived <= RATE + BURST + 1 + ARRIVALS_JITTER
