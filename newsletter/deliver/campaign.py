@@ -26,6 +26,7 @@ from newsletter.deliver.journal import apply_journal
 from newsletter.deliver.keycheck import check_signing_key
 from newsletter.deliver.ledger import Ledger, SendRecord
 from newsletter.deliver.message import DkimKey, MessageFactory, Recipient
+from newsletter.deliver.relay_budget import RelayBudget
 from newsletter.deliver.segments import Segment, check_tags
 from newsletter.deliver.sender import Lane, Policy, SendReport, make_lanes, send_issue
 from newsletter.deliver.subscribers import SubscriberStore, normalize_email
@@ -183,6 +184,7 @@ class Campaign:
         self.signer = signer_for(config)
         self.dkim = DkimKey.from_config(config)
         database = config.database_location
+        self.budget = RelayBudget(database)
         self.store = SubscriberStore.open(database)
         try:
             self.ledger = Ledger(connect(database), self.slug)
@@ -205,6 +207,7 @@ class Campaign:
 
     def close(self) -> None:
         """Close the database connections."""
+        self.budget.close()
         self.ledger.conn.close()
         self.store.conn.close()
 
@@ -255,7 +258,7 @@ class Campaign:
         settings = self.settings
         return make_lanes(
             self.config, settings.transport, self.slug, rate=_rate(settings.rate),
-            connections=connections or settings.connections or None,
+            connections=connections or settings.connections or None, budget=self.budget,
         )  # fmt: skip
 
     def send(

@@ -217,6 +217,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DROP TRIGGER IF EXISTS subscribers_public_id;
     """,
+    # Each relay's sending budget, shared by every sending process (relay_budget.py).
+    """
+    CREATE TABLE relay_budget (relay TEXT PRIMARY KEY, next_slot REAL NOT NULL) WITHOUT ROWID;
+    """,
 )
 
 

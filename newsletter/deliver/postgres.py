@@ -214,6 +214,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE subscribers ALTER COLUMN public_id SET NOT NULL;
     """,
+    """
+    CREATE TABLE relay_budget (relay TEXT PRIMARY KEY, next_slot DOUBLE PRECISION NOT NULL);
+    """,
 )
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?|%")
@@ -481,7 +484,8 @@ def connect(url: str, lock_wait: float = 30.0, *, migrated: bool = True) -> Post
 
 def schema_version(conn: PostgresConnection) -> int:
     """The schema version the database is at (0: empty)."""
-    conn.execute("CREATE TABLE IF NOT EXISTS newsletter_schema (version INTEGER NOT NULL)")
+    if conn.execute("SELECT to_regclass('newsletter_schema')").fetchone()[0] is None:
+        return 0
     row = conn.execute("SELECT max(version) FROM newsletter_schema").fetchone()
     return int(row[0] or 0)
 
@@ -501,6 +505,8 @@ def migrate(conn: PostgresConnection) -> None:
         conn.begin()
         try:
             conn.execute("SELECT pg_advisory_xact_lock(?)", [_MIGRATION_LOCK])
+            # under the lock: two connections creating it at once would collide
+            conn.execute("CREATE TABLE IF NOT EXISTS newsletter_schema (version INTEGER NOT NULL)")
             if (
                 int(conn.execute("SELECT max(version) FROM newsletter_schema").fetchone()[0] or 0)
                 < number

@@ -31,6 +31,7 @@ from newsletter.config import Config
 from newsletter.deliver.db import failure
 from newsletter.deliver.ledger import ClaimLost, Job, Ledger, stamp
 from newsletter.deliver.message import MessageFactory, Recipient
+from newsletter.deliver.relay_budget import Budget, LocalBudget
 from newsletter.deliver.segments import Segment
 from newsletter.deliver.subscribers import Status, SubscriberStore
 from newsletter.deliver.transports import (
@@ -48,22 +49,52 @@ from newsletter.validation import parse_rate
 HEALTH_SECONDS = 1.0
 
 
-class RateLimiter:
-    """Spaces out sends to at most `per_second`, across the threads that share it."""
+#: A message may start at most this many slots after its own, else the slot is given up: so
+#: in any W seconds at most ceil(rate * W) + BURST messages start, across all processes.
+BURST = 3
+#: Seconds' worth of slots a process takes from the budget at once (at least one slot): at a
+#: high rate one round trip to the database serves many messages.
+RESERVE_SECONDS = 0.1
 
-    def __init__(self, per_second: float) -> None:
-        self._interval = 1.0 / per_second
-        self._next = time.monotonic()
+
+class RateLimiter:
+    """Spaces out sends to one relay (or to all, `relay` "*") to at most `per_second`.
+
+    The slots come from `budget`, a few at a time (`RESERVE_SECONDS`' worth), and are handed
+    to this process's threads in order; the budget in the database holds across processes
+    (relay_budget.py). A thread starts its message at its slot, and gives the slot up when it
+    could only start more than `BURST` slots late (it was busy, or woke late), so a slot used
+    late cannot add to those of other processes beyond that burst.
+    """
+
+    def __init__(self, per_second: float, relay: str, budget: Budget) -> None:
+        self.relay = relay
+        self._spacing = 1.0 / per_second
+        self._late = BURST * self._spacing
+        self._batch = max(1, int(per_second * RESERVE_SECONDS))
+        self._budget = budget
+        self._slots: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
+
+    def _slot(self) -> float:
+        with self._lock:
+            late = time.time() - self._late
+            while self._slots and self._slots[0] < late:
+                self._slots.popleft()
+            if not self._slots:
+                first = self._budget.take(self.relay, self._batch, self._spacing)
+                self._slots.extend(first + i * self._spacing for i in range(self._batch))
+            return self._slots.popleft()
 
     def wait(self, stop: threading.Event) -> None:
         """Block until this caller's slot comes, or `stop` is set."""
-        with self._lock:
-            moment = time.monotonic()
-            slot = max(moment, self._next)
-            self._next = slot + self._interval
-        if slot > moment:
-            stop.wait(slot - moment)
+        while not stop.is_set():
+            slot = self._slot()
+            delay = slot - time.time()
+            if delay > 0 and stop.wait(delay):
+                return
+            if time.time() - slot <= self._late:
+                return
 
 
 @dataclass(frozen=True)
@@ -81,11 +112,13 @@ def make_lanes(
     *,
     rate: float | None = None,
     connections: int | None = None,
+    budget: Budget | None = None,
 ) -> list[Lane]:
     """The connections a send uses: the outbox, or each SMTP server's, with its rate limit.
 
     `rate` (messages per second) and `connections` override the configured ones; an
-    overriding rate is shared by all servers together.
+    overriding rate is shared by all servers together. The rate limits draw on `budget`
+    (the database's, shared with other processes), else on this process's own.
     """
     if transport == "outbox":
         return [Lane(MaildirTransport(config.path(config.sending.outbox) / slug))]
@@ -96,10 +129,13 @@ def make_lanes(
                 code="missing-field",
             )
         )
-    shared = RateLimiter(rate) if rate else None
+    budget = budget or LocalBudget()
+    shared = RateLimiter(rate, "*", budget) if rate else None
     lanes = []
     for server in config.smtp:
-        limiter = shared or (RateLimiter(parse_rate(server.rate)) if server.rate else None)
+        limiter = shared or (
+            RateLimiter(parse_rate(server.rate), server.name, budget) if server.rate else None
+        )
         count = connections or server.connections
         lanes += [Lane(SmtpTransport(server), limiter) for _ in range(count)]
     return lanes
@@ -246,7 +282,10 @@ class _Worker:
             return _Result("invalid", job, str(exc) if isinstance(exc, NewsletterError)
                            else _described(exc))  # fmt: skip
         if self.lane.limiter:
-            self.lane.limiter.wait(self.halt)
+            try:
+                self.lane.limiter.wait(self.halt)
+            except DatabaseError as exc:
+                return _Result("fatal", job, str(exc), error=exc)
             if self.halt.is_set():
                 return _Result("returned", job)
         transport, committed = self.lane.transport, False
