@@ -7,6 +7,7 @@ import io
 import json
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +59,32 @@ def emails(store: SubscriberStore, **filters: object) -> list[str]:
 def test_new_database_is_at_the_latest_schema_version(tmp_path: Path) -> None:
     with SubscriberStore.open(tmp_path / "sub" / "newsletter.db") as store:
         assert db.schema_version(store.conn) == len(db.MIGRATIONS) >= 1
+
+
+@pytest.mark.sqlite_only
+def test_connections_opening_an_old_database_at_once_migrate_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(db.MIGRATIONS[:-2], start=1):
+        old.executescript(f"BEGIN;{script};PRAGMA user_version = {number};COMMIT;")
+    old.close()
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            barrier.wait(timeout=10)
+            db.connect(path).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert db.schema_version(db.connect(path)) == len(db.MIGRATIONS)
 
 
 @pytest.mark.sqlite_only

@@ -417,8 +417,23 @@ def migrate(conn: Connection) -> None:
     postgres.migrate(conn)  # type: ignore[arg-type]
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script, one at a time (a trigger's body included)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+    if statement.strip():
+        yield statement
+
+
 def _migrate_sqlite(conn: SQLiteConnection) -> None:
-    """Apply every migration the database has not had yet, each in its own transaction."""
+    """Apply every migration the database has not had yet, each in its own transaction. The
+    version is read again once the write lock is held: another connection may have applied
+    the migration meanwhile (and a migration that can run twice must not run again and set
+    the version back)."""
     version = schema_version(conn)
     if version > len(MIGRATIONS):
         raise DatabaseError(
@@ -426,16 +441,17 @@ def _migrate_sqlite(conn: SQLiteConnection) -> None:
             f"knows ({len(MIGRATIONS)}); upgrade newsletter"
         )
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.begin()
         try:
-            conn.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-            )
-        except sqlite3.DatabaseError:
+            if schema_version(conn) < number:
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if schema_version(conn) < number:
-                raise
-            # another connection applied this migration while we waited for the lock
+            raise
 
 
 def _create_private(path: Path) -> None:
