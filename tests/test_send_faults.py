@@ -35,6 +35,7 @@ def ledger_of(database: Path, example: Path) -> Ledger:
     return Ledger(db.connect(database), example.name)
 
 
+@pytest.mark.sqlite_only  # signals and a stalled server: nothing about the database
 @pytest.mark.parametrize("stage", ["greeting", "mail"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_stops_a_send_to_a_stalled_server_within_5_s(
@@ -279,6 +280,7 @@ def test_a_connection_that_stalls_times_out_and_its_copy_is_retried(
     assert sink.connections >= 2  # the stalled one was given up and a new one opened
 
 
+@pytest.mark.sqlite_only  # connections to the relay, not the database
 def test_when_every_connection_is_gone_the_send_stops_with_one_reason(
     example: Path, project: Path, smtp_project: Configure
 ) -> None:

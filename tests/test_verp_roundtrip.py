@@ -305,6 +305,7 @@ def test_serve_runs_the_listener_with_inbound_listen(sent: Sent) -> None:
     assert [e["source"] for e in sent.events()] == ["lmtp"]
 
 
+@pytest.mark.sqlite_only  # a taken port, not the database
 def test_a_taken_port_is_one_clear_error(sent: Sent, runner: CliRunner) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", sent.listen_port))
