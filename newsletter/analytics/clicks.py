@@ -39,14 +39,12 @@ def verdict(hit: Hit, rule_set: Rules) -> str | None:
 def record_click(conn: db.Connection, hit: Hit, bursts: BurstDetector) -> bool:
     """Store one click (a person's or a bot's, with the reason); True if a person's."""
     reason = verdict(hit, bursts.rules)
-    cursor = conn.execute(
-        "INSERT INTO clicks (issue, url, clicked_at, human, reason) VALUES (?, ?, ?, ?, ?)"
-        " RETURNING id",
+    click_id = conn.insert(
+        "INSERT INTO clicks (issue, url, clicked_at, human, reason) VALUES (?, ?, ?, ?, ?)",
         (hit.issue, hit.url, _iso(hit.at), int(reason is None), reason or ""),
     )
-    click_id = int(cursor.fetchone()[0])
     if reason is None and (
-        burst := bursts.burst(hit.client, hit.user_agent, hit.issue, hit.url, click_id, hit.at)
+        burst := bursts.burst(hit.client, hit.user_agent, hit.issue, hit.url, click_id or 0, hit.at)
     ):
         marks = ",".join("?" * len(burst))
         conn.execute(

@@ -3,10 +3,10 @@
 One database holds the subscribers, their status history, the delivery ledger and the rest.
 `connect` takes a path (SQLite) or a `postgresql://` URL (see postgres.py) and returns a
 `Connection`: both kinds take the same SQL with `?` placeholders, give rows readable by name
-or position, and offer `begin()` (a write transaction), `durable()` (commits inside reach the
-disk before they return), `relaxed()` (commits inside survive this process being killed, not
-necessarily a crash of the machine or server: bookkeeping that can be redone) and `bulk()` (a
-large write). What differs between the two SQL
+or position, and offer `insert()` (the new row's id), `begin()` (a write transaction),
+`durable()` (commits inside reach the disk before they return), `relaxed()` (commits inside
+survive this process being killed, not necessarily a crash of the machine or server:
+bookkeeping that can be redone) and `bulk()` (a large write). What differs between the two SQL
 dialects is in `Dialect`, so no other module asks which database it talks to.
 
 SQLite's schema version is its `user_version`; each entry of MIGRATIONS moves it up by one, in
@@ -291,6 +291,8 @@ class Connection(Protocol):
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
 
+    def insert(self, sql: str, parameters: Sequence[Any], /) -> int | None: ...
+
     @property
     def in_transaction(self) -> bool: ...
 
@@ -318,6 +320,12 @@ class SQLiteConnection(sqlite3.Connection):
     def begin(self) -> None:
         """Open a write transaction (taking the write lock at once)."""
         self.execute("BEGIN IMMEDIATE")
+
+    def insert(self, sql: str, parameters: Sequence[Any], /) -> int | None:
+        """Run one INSERT of one row; the new row's `id`, or None if `ON CONFLICT ... DO
+        NOTHING` kept it out (SQLite's lastrowid: RETURNING would double the insert's cost)."""
+        cursor = self.execute(sql, parameters)
+        return cursor.lastrowid if cursor.rowcount == 1 else None
 
     @contextlib.contextmanager
     def durable(self) -> Iterator[None]:

@@ -228,16 +228,16 @@ class Feedback:
         if subscriber is not None and target is not None:
             self.store.set_status(subscriber.id, target, f"{applied.kind}: {decision.reason}",
                                   source=_SOURCE[applied.kind], issue=applied.issue)  # fmt: skip
-        cursor = self.conn.execute(
+        event_id = self.conn.insert(
             "INSERT INTO inbound_events (received_at, source, kind, class, status, issue,"
             " subscriber_id, matched_by, reason, action, previous_status, decision, raw)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (db.now(), source, applied.kind, applied.klass, applied.status, applied.issue,
              applied.subscriber_id, applied.matched_by, applied.reason, applied.action,
              subscriber.status.value if subscriber and target else "",
              json.dumps(asdict(decision)), raw),
         )  # fmt: skip
-        return Applied(**{**asdict(applied), "event_id": int(cursor.fetchone()[0])})
+        return Applied(**{**asdict(applied), "event_id": event_id})
 
     def ingest(self, raw: bytes, *, source: str, dry_run: bool = False) -> list[Applied]:
         """Classify one raw message and apply it."""

@@ -363,6 +363,12 @@ class PostgresConnection:
         except psycopg.OperationalError as exc:
             raise self._failed(exc) from None
 
+    def insert(self, sql: str, parameters: Sequence[Any], /) -> int | None:
+        """Run one INSERT of one row; the new row's `id`, or None if `ON CONFLICT ... DO
+        NOTHING` kept it out."""
+        row = self.execute(f"{sql} RETURNING id", parameters).fetchone()
+        return None if row is None else int(row[0])
+
     def executescript(self, script: str, /) -> None:
         """Run several statements at once (no parameters)."""
         try:

@@ -128,14 +128,13 @@ class ScheduleStore:
                     code="bad-schedule",
                 )
             )
-        cursor = self.conn.execute(
+        schedule_id = self.conn.insert(
             "INSERT INTO schedules (issue, issue_dir, due_at, timezone, tag, force, "
-            "skip_url_check, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "RETURNING id",
+            "skip_url_check, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [issue, issue_dir, stored_time(due_at), timezone, tag, force, skip_url_check,
              stored_time(now), stored_time(now)],
         )  # fmt: skip
-        return self.get(int(cursor.fetchone()[0]))
+        return self.get(int(schedule_id or 0))
 
     def get(self, schedule_id: int) -> Scheduled:
         """One schedule by its number; InputError if there is none."""

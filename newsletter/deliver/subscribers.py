@@ -587,10 +587,10 @@ class SubscriberStore:
             left = suppression.suppressed(self.conn, row.email)
             if left and not self._listed(row.email):
                 raise _Suppressed(row.email, Status(left))
-        added = self.conn.execute(
+        added = self.conn.insert(
             "INSERT INTO subscribers (email, first_name, last_name, attributes, status,"
             " status_reason, status_changed_at, created_at, public_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING RETURNING id",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
             (
                 row.email,
                 row.first_name,
@@ -603,9 +603,8 @@ class SubscriberStore:
                 public_id or secrets.token_hex(16),  # as the trigger would, without its UPDATE
             ),
         )
-        inserted = added.fetchone()
-        if inserted is not None:
-            subscriber_id = int(inserted[0])
+        if added is not None:
+            subscriber_id = added
             self._history(subscriber_id, row.status, row.status_reason, source, changed_at)
             if row.tags:
                 self._add_tags(subscriber_id, row.tags)
