@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from newsletter.deliver import db
@@ -114,14 +115,20 @@ def _database(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` of this host still runs (a zombie, dead but not yet collected by
+    its parent, does not: its claims can go at once)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True  # no /proc here: the signal's answer is all there is
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 class Ledger:
@@ -229,7 +236,7 @@ class Ledger:
         for (owner,) in owners:
             owner_host, _, rest = owner.partition(":")
             pid = rest.partition(":")[0]
-            if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            if owner_host == host and pid.isdigit() and not alive(int(pid)):
                 self.conn.execute(
                     "UPDATE deliveries SET lease_until = 0 WHERE issue = ? AND claimed_by = ?",
                     [self.issue, owner],
