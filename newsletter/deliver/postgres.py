@@ -16,6 +16,7 @@ under an advisory lock so that several processes starting at once apply each one
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import threading
@@ -218,6 +219,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE relay_budget (relay TEXT PRIMARY KEY, next_slot DOUBLE PRECISION NOT NULL);
     """,
 )
+
+# The pool's warnings (a broken connection discarded...) would reach stderr through logging's
+# last resort; what matters reaches the user as a DatabaseError.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?|%")
 
