@@ -21,7 +21,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -526,6 +526,7 @@ def migrate(conn: PostgresConnection) -> None:
                 conn.execute("INSERT INTO newsletter_schema (version) VALUES (?)", [number])
             conn.execute("COMMIT")
         except BaseException:
-            if conn._conn is not None and conn.in_transaction:
-                conn.execute("ROLLBACK")
+            with suppress(DatabaseError):  # a lost connection has nothing to roll back
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
             raise
