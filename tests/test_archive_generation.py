@@ -114,7 +114,7 @@ def test_a_run_that_fails_leaves_the_live_site_as_it_was(
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patched:
-        patched.setattr(generation, "_swap", full_disk)
+        patched.setattr(generation, "swap_into_place", full_disk)
         result = runner.invoke(app, ["archive"])
     assert result.exit_code == 1
     assert "No space left on device" in result.stderr and result.stderr.count("\n") == 1

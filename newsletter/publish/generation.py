@@ -23,7 +23,13 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from newsletter.errors import NewsletterError, WriteError
-from newsletter.publish.writer import FOLDER_MODE, MARKER, MARKER_TEXT, check_output_folder
+from newsletter.publish.writer import (
+    FOLDER_MODE,
+    MARKER,
+    MARKER_TEXT,
+    check_output_folder,
+    swap_into_place,
+)
 
 
 def previous_folder(out: Path) -> Path:
@@ -121,7 +127,7 @@ def updated(out: Path, what: str, protect: Sequence[Path] = ()) -> Iterator[Next
         site.write_text(MARKER, MARKER_TEXT)
         yield site
         site.prune()
-        _swap(staging, out, previous)
+        swap_into_place(staging, out, previous)
     except BaseException as exc:
         _set_aside(staging, previous)
         if isinstance(exc, OSError):
@@ -138,26 +144,6 @@ def _is_ours(folder: Path, protect: Sequence[Path]) -> bool:
     except NewsletterError:
         return False
     return True
-
-
-def _swap(staging: Path, out: Path, previous: Path) -> None:
-    """Put `staging` in place of `out`; the replaced site becomes `previous`."""
-    if not out.exists():
-        staging.rename(out)
-        return
-    retired = previous
-    try:
-        out.rename(previous)
-    except OSError:  # a folder that is not ours holds the name: out of the way, then deleted
-        retired = staging.with_name(f"{staging.name}.old")
-        out.rename(retired)
-    try:
-        staging.rename(out)
-    except OSError:
-        retired.rename(out)
-        raise
-    if retired != previous:
-        shutil.rmtree(retired, ignore_errors=True)
 
 
 def _set_aside(staging: Path, previous: Path) -> None:

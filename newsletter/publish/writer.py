@@ -68,7 +68,7 @@ def staged(out: Path, what: str, protect: Sequence[Path] = ()) -> Iterator[Path]
     try:
         (staging / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         yield staging
-        _swap_into_place(staging, out)
+        swap_into_place(staging, out)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise WriteError(f"cannot write {what} into {out}: {exc}") from exc
@@ -100,16 +100,24 @@ def write_build(
     return out
 
 
-def _swap_into_place(staging: Path, out: Path) -> None:
-    """Replace `out` by `staging`, keeping the old folder until the new one is in place."""
+def swap_into_place(staging: Path, out: Path, keep: Path | None = None) -> None:
+    """Replace `out` by `staging`, keeping the old folder until the new one is in place; then
+    it is kept as `keep` (if given and the name is free) or deleted."""
     if not out.exists():
         staging.rename(out)
         return
     retired = staging.with_name(f"{staging.name}.old")  # as unique as the staging folder
-    out.rename(retired)
+    try:
+        if keep is None:
+            raise FileExistsError
+        out.rename(keep)
+        retired = keep
+    except OSError:  # nothing to keep, or a folder that is not ours holds the name
+        out.rename(retired)
     try:
         staging.rename(out)
     except OSError:
         retired.rename(out)
         raise
-    shutil.rmtree(retired, ignore_errors=True)
+    if retired != keep:
+        shutil.rmtree(retired, ignore_errors=True)
