@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import psycopg
 import pytest
+from concurrently import at_once
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
@@ -59,20 +59,7 @@ def test_addresses_and_tags_ignore_case_and_public_ids_are_random(postgres_url: 
 
 
 def test_processes_starting_at_once_migrate_once(postgres_url: str, postgres_dsn: str) -> None:
-    errors: list[BaseException] = []
-
-    def open_it() -> None:
-        try:
-            db.connect(postgres_url).close()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_it) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    assert at_once(lambda: db.connect(postgres_url).close(), 6) == []
     with psycopg.connect(postgres_dsn) as conn:
         versions = [v for (v,) in conn.execute("SELECT version FROM newsletter_schema")]
     assert sorted(versions) == list(range(1, len(db.MIGRATIONS) + 1))

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from concurrently import at_once
 
 from newsletter.deliver import db, postgres, ratelimits
 from newsletter.deliver.ratelimits import Limit
@@ -76,22 +77,15 @@ def test_concurrent_checks_allow_exactly_the_limit(connect: Connect) -> None:
     limit = Limit("ip", 5, 3600.0)
     answers: list[bool] = []
     lock = threading.Lock()
-    start = threading.Barrier(8, timeout=10)
 
     def worker() -> None:
         with contextlib.closing(connect()) as own:
-            start.wait()
             for _ in range(4):
                 allowed = ratelimits.allow(own, KEY, limit, "192.0.2.1", 1000)
                 with lock:
                     answers.append(allowed)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads)
+    assert at_once(worker, 8, timeout=30) == []
     assert len(answers) == 32 and answers.count(True) == 5
 
 

@@ -7,11 +7,11 @@ import io
 import json
 import re
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from concurrently import at_once
 
 from newsletter.deliver import db, subscribers
 from newsletter.deliver.csvfiles import open_subscriber_csv, write_subscriber_csv
@@ -68,22 +68,7 @@ def test_connections_opening_an_old_database_at_once_migrate_it_once(tmp_path: P
     for number, script in enumerate(db.MIGRATIONS[:-2], start=1):
         old.executescript(f"BEGIN;{script};PRAGMA user_version = {number};COMMIT;")
     old.close()
-    barrier = threading.Barrier(8)
-    errors: list[BaseException] = []
-
-    def open_it() -> None:
-        try:
-            barrier.wait(timeout=10)
-            db.connect(path).close()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_it) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    assert at_once(lambda: db.connect(path).close(), 8) == []
     assert db.schema_version(db.connect(path)) == len(db.MIGRATIONS)
 
 
