@@ -108,3 +108,19 @@ def test_placeholders_and_percent_signs_translate() -> None:
     assert postgres.translate("SELECT '?', ? FROM t WHERE a LIKE 'x%' AND b = ?") == (
         "SELECT '?', %s FROM t WHERE a LIKE 'x%%' AND b = %s"
     )
+
+
+def test_a_database_from_a_newer_newsletter_is_refused_on_both(
+    tmp_path: Path, postgres_url: str, postgres_dsn: str
+) -> None:
+    sqlite = tmp_path / "newsletter.db"
+    db.connect(sqlite).execute(f"PRAGMA user_version = {len(db.MIGRATIONS) + 1}")
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE newsletter_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO newsletter_schema VALUES (%s)", [len(db.MIGRATIONS) + 1])
+    try:
+        for location in (sqlite, postgres_url):
+            with pytest.raises(DatabaseError, match="newer than this newsletter knows"):
+                db.connect(location)
+    finally:
+        postgres.close_pools()

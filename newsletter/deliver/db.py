@@ -286,6 +286,8 @@ class Connection(Protocol):
     dialect: Dialect
     #: What to call the database in messages: its path, or its URL without a password.
     where: str
+    #: The schema's migrations for this kind of database, oldest first.
+    migrations: tuple[str, ...]
 
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
 
@@ -306,6 +308,10 @@ class Connection(Protocol):
 
     def close(self) -> None: ...
 
+    def schema_version(self) -> int: ...
+
+    def migrate(self) -> None: ...
+
 
 #: The page cache a bulk write may use, in KiB (SQLite allocates it only as pages are read).
 BULK_CACHE_KIB = 32 * 1024
@@ -316,6 +322,32 @@ class SQLiteConnection(sqlite3.Connection):
 
     dialect = SQLITE
     where = "the database"
+    migrations = MIGRATIONS
+
+    def schema_version(self) -> int:
+        """The schema version the database is at (SQLite's `user_version`)."""
+        return int(self.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Apply every migration the database has not had yet, each in its own transaction. The
+        version is read again once the write lock is held: another connection may have applied
+        the migration meanwhile (and a migration that can run twice must not run again and set
+        the version back)."""
+        version = self.schema_version()
+        if version > len(MIGRATIONS):
+            raise newer_schema(version, len(MIGRATIONS))
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self.begin()
+            try:
+                if self.schema_version() < number:
+                    for statement in _statements(script):
+                        self.execute(statement)
+                    self.execute(f"PRAGMA user_version = {number}")
+                self.execute("COMMIT")
+            except BaseException:
+                if self.in_transaction:
+                    self.execute("ROLLBACK")
+                raise
 
     def begin(self) -> None:
         """Open a write transaction (taking the write lock at once)."""
@@ -350,6 +382,14 @@ class SQLiteConnection(sqlite3.Connection):
             yield
         finally:
             self.execute(f"PRAGMA cache_size = {int(default)}")
+
+
+def newer_schema(version: int, latest: int) -> DatabaseError:
+    """The error for a database migrated by a newer newsletter than this one."""
+    return DatabaseError(
+        f"the database is at schema version {version}, newer than this newsletter "
+        f"knows ({latest}); upgrade newsletter"
+    )
 
 
 def is_postgres(location: Path | str) -> bool:
@@ -399,30 +439,17 @@ def now() -> str:
 
 def schema_version(conn: Connection) -> int:
     """The schema version the database is at."""
-    if isinstance(conn, SQLiteConnection):
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
-    from newsletter.deliver import postgres
-
-    return postgres.schema_version(conn)  # type: ignore[arg-type]
+    return conn.schema_version()
 
 
 def latest_version(conn: Connection) -> int:
     """The schema version this newsletter migrates the database to."""
-    if isinstance(conn, SQLiteConnection):
-        return len(MIGRATIONS)
-    from newsletter.deliver import postgres
-
-    return len(postgres.MIGRATIONS)
+    return len(conn.migrations)
 
 
 def migrate(conn: Connection) -> None:
     """Bring the database's schema up to date."""
-    if isinstance(conn, SQLiteConnection):
-        _migrate_sqlite(conn)
-        return
-    from newsletter.deliver import postgres
-
-    postgres.migrate(conn)  # type: ignore[arg-type]
+    conn.migrate()
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -435,31 +462,6 @@ def _statements(script: str) -> Iterator[str]:
             statement = ""
     if statement.strip():
         yield statement
-
-
-def _migrate_sqlite(conn: SQLiteConnection) -> None:
-    """Apply every migration the database has not had yet, each in its own transaction. The
-    version is read again once the write lock is held: another connection may have applied
-    the migration meanwhile (and a migration that can run twice must not run again and set
-    the version back)."""
-    version = schema_version(conn)
-    if version > len(MIGRATIONS):
-        raise DatabaseError(
-            f"the database is at schema version {version}, newer than this newsletter "
-            f"knows ({len(MIGRATIONS)}); upgrade newsletter"
-        )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.begin()
-        try:
-            if schema_version(conn) < number:
-                for statement in _statements(script):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
 
 def _create_private(path: Path) -> None:
@@ -508,7 +510,7 @@ def connect_sqlite(
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         if migrated:
-            _migrate_sqlite(conn)
+            conn.migrate()
     except sqlite3.OperationalError as exc:
         raise failure(exc, path) from None
     except sqlite3.DatabaseError as exc:

@@ -32,7 +32,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from newsletter.deliver.db import POSTGRESQL
+from newsletter.deliver.db import POSTGRESQL, newer_schema
 from newsletter.errors import DatabaseError
 
 PASSWORD_VARIABLE = "NEWSLETTER_DATABASE_PASSWORD"
@@ -327,6 +327,7 @@ class PostgresConnection:
     """One pooled connection, used like the SQLite connection (see the module's docstring)."""
 
     dialect = POSTGRESQL
+    migrations = MIGRATIONS
 
     def __init__(self, pool: ConnectionPool[Any], where: str, *, migrated: bool) -> None:
         self._pool = pool
@@ -339,7 +340,7 @@ class PostgresConnection:
                 f"that it runs, the URL, and the password in {PASSWORD_VARIABLE}"
             ) from None
         if migrated:
-            migrate(self)
+            self.migrate()
 
     @property
     def _live(self) -> psycopg.Connection[Any]:
@@ -410,6 +411,37 @@ class PostgresConnection:
     def bulk(self) -> Iterator[None]:
         """A large write: nothing to tune here."""
         yield
+
+    def schema_version(self) -> int:
+        """The schema version the database is at (0: empty)."""
+        if self.execute("SELECT to_regclass('newsletter_schema')").fetchone()[0] is None:
+            return 0
+        row = self.execute("SELECT max(version) FROM newsletter_schema").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> None:
+        """Apply every migration the database has not had yet, each in its own transaction,
+        one process at a time (under an advisory lock, the version read again)."""
+        version = self.schema_version()
+        if version > len(MIGRATIONS):
+            raise newer_schema(version, len(MIGRATIONS))
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            self.begin()
+            try:
+                self.execute("SELECT pg_advisory_xact_lock(?)", [_MIGRATION_LOCK])
+                # under the lock: two connections creating it at once would collide
+                self.execute(
+                    "CREATE TABLE IF NOT EXISTS newsletter_schema (version INTEGER NOT NULL)"
+                )
+                if self.schema_version() < number:
+                    self.executescript(MIGRATIONS[number - 1])
+                    self.execute("INSERT INTO newsletter_schema (version) VALUES (?)", [number])
+                self.execute("COMMIT")
+            except BaseException:
+                with suppress(DatabaseError):  # a lost connection has nothing to roll back
+                    if self.in_transaction:
+                        self.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         """Give the connection back to the pool (rolling back what is still open)."""
@@ -491,42 +523,3 @@ def connect(url: str, lock_wait: float = 30.0, *, migrated: bool = True) -> Post
         return PostgresConnection(pool(url, lock_wait), where, migrated=migrated)
     except psycopg.Error as exc:
         raise DatabaseError(f"{where}: cannot open the database: {exc}") from None
-
-
-def schema_version(conn: PostgresConnection) -> int:
-    """The schema version the database is at (0: empty)."""
-    if conn.execute("SELECT to_regclass('newsletter_schema')").fetchone()[0] is None:
-        return 0
-    row = conn.execute("SELECT max(version) FROM newsletter_schema").fetchone()
-    return int(row[0] or 0)
-
-
-def migrate(conn: PostgresConnection) -> None:
-    """Apply every migration the database has not had yet, each in its own transaction, one
-    process at a time."""
-    version = schema_version(conn)
-    if version == len(MIGRATIONS):
-        return
-    if version > len(MIGRATIONS):
-        raise DatabaseError(
-            f"the database is at schema version {version}, newer than this newsletter "
-            f"knows ({len(MIGRATIONS)}); upgrade newsletter"
-        )
-    for number in range(version + 1, len(MIGRATIONS) + 1):
-        conn.begin()
-        try:
-            conn.execute("SELECT pg_advisory_xact_lock(?)", [_MIGRATION_LOCK])
-            # under the lock: two connections creating it at once would collide
-            conn.execute("CREATE TABLE IF NOT EXISTS newsletter_schema (version INTEGER NOT NULL)")
-            if (
-                int(conn.execute("SELECT max(version) FROM newsletter_schema").fetchone()[0] or 0)
-                < number
-            ):
-                conn.executescript(MIGRATIONS[number - 1])
-                conn.execute("INSERT INTO newsletter_schema (version) VALUES (?)", [number])
-            conn.execute("COMMIT")
-        except BaseException:
-            with suppress(DatabaseError):  # a lost connection has nothing to roll back
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            raise
