@@ -45,6 +45,11 @@ def check_database_url(value: str) -> str:
             )
         if not parts.hostname and "host=" not in parts.query:
             raise ValueError("the database URL names no host: postgresql://USER@HOST/NAME")
+    elif "://" in value:
+        raise ValueError(
+            f"unknown kind of database '{value.split('://')[0]}': use an SQLite file's path "
+            "or a postgresql://USER@HOST/NAME URL"
+        )
     return value
 
 

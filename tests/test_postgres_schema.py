@@ -124,3 +124,12 @@ def test_a_database_from_a_newer_newsletter_is_refused_on_both(
                 db.connect(location)
     finally:
         postgres.close_pools()
+
+
+def test_a_database_url_of_another_kind_is_refused(project: Path, runner: CliRunner) -> None:
+    config = project / "newsletter.toml"
+    config.write_text('database = "mysql://news@db.example.org/news"\n' + config.read_text())
+    result = runner.invoke(app, ["subscribers", "list"])
+    assert result.exit_code == 2
+    assert "unknown kind of database 'mysql'" in result.output
+    assert not list(project.glob("mysql*"))
