@@ -133,3 +133,14 @@ def test_a_database_url_of_another_kind_is_refused(project: Path, runner: CliRun
     assert result.exit_code == 2
     assert "unknown kind of database 'mysql'" in result.output
     assert not list(project.glob("mysql*"))
+
+
+def test_relaxed_commits_are_only_those_inside(postgres_url: str) -> None:
+    conn = db.connect(postgres_url)
+    try:
+        with conn.relaxed():
+            assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"
+        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+    finally:
+        conn.close()
+        postgres.close_pools()

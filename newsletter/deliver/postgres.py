@@ -405,7 +405,7 @@ class PostgresConnection:
         try:
             yield
         finally:
-            self.execute("SET synchronous_commit = on")
+            self.execute("RESET synchronous_commit")  # back to the server's setting
 
     @contextmanager
     def bulk(self) -> Iterator[None]:
