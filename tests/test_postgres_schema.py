@@ -145,3 +145,21 @@ def test_relaxed_commits_are_only_those_inside(postgres_url: str) -> None:
     finally:
         conn.close()
         postgres.close_pools()
+
+
+def test_without_psycopg_the_error_names_the_extra(
+    project: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    import newsletter.deliver
+
+    for name in ("newsletter.deliver.postgres", "newsletter.deliver.dbcopy"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        monkeypatch.delattr(newsletter.deliver, name.rpartition(".")[2], raising=False)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if it were not installed
+    with pytest.raises(DatabaseError, match=r"pip install 'newsletter\[postgres\]'"):
+        db.connect("postgresql://news@127.0.0.1/news")
+    result = runner.invoke(app, ["db", "copy", "--to", "postgresql://news@127.0.0.1/news"])
+    assert result.exit_code == 1 and "pip install 'newsletter[postgres]'" in result.output
+    assert "Traceback" not in result.output

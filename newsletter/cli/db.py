@@ -140,7 +140,12 @@ def copy(
     """Copy the SQLite database, every table and id, into an empty PostgreSQL database."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-    from newsletter.deliver.dbcopy import copy_database
+    from newsletter.deliver.db import missing_driver
+
+    try:
+        from newsletter.deliver.dbcopy import copy_database
+    except ImportError as exc:
+        raise missing_driver(exc) from None
 
     progress = Progress(
         TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),

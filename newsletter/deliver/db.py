@@ -392,6 +392,14 @@ def newer_schema(version: int, latest: int) -> DatabaseError:
     )
 
 
+def missing_driver(exc: ImportError) -> DatabaseError:
+    """The error for PostgreSQL asked of an installation without its driver."""
+    return DatabaseError(
+        f"a PostgreSQL database needs psycopg ({exc.name} is not installed): "
+        "pip install 'newsletter[postgres]'"
+    )
+
+
 def is_postgres(location: Path | str) -> bool:
     """Whether `location` names a PostgreSQL database rather than an SQLite file."""
     return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
@@ -478,8 +486,10 @@ def connect(location: Path | str, lock_wait: float = 30.0, *, migrated: bool = T
     forward (unless `migrated` is False); a statement waits up to `lock_wait` seconds for
     another connection's locks."""
     if is_postgres(location):
-        from newsletter.deliver import postgres
-
+        try:
+            from newsletter.deliver import postgres
+        except ImportError as exc:
+            raise missing_driver(exc) from None
         return postgres.connect(str(location), lock_wait, migrated=migrated)
     return connect_sqlite(Path(location), lock_wait, migrated=migrated)
 
