@@ -34,10 +34,11 @@ test: $(VENV)/.installed-test browser lint typecheck
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 
-# The fast lane: unit tests and one end-to-end build, no browser, crash or whole-process tests.
+# The fast lane: unit tests and one end-to-end build, no browser, crash or whole-process tests,
+# and the tests that run on both databases on SQLite only.
 test-fast: $(VENV)/.installed-test
 	$(BIN)/ruff check newsletter tests benchmarks
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not postgres_rerun"
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

@@ -154,7 +154,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     `sqlite_only` (it is about the SQLite file itself)."""
     if "each_database" in metafunc.fixturenames:
         only = metafunc.definition.get_closest_marker("sqlite_only") is not None
-        backends = ["sqlite"] if only else ["sqlite", "postgresql"]
+        backends = ["sqlite"]
+        if not only:
+            backends.append(pytest.param("postgresql", marks=pytest.mark.postgres_rerun))
         metafunc.parametrize("each_database", backends, indirect=True)
 
 
