@@ -6,6 +6,7 @@ three threads as a send's connections use it; both databases.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -95,3 +96,41 @@ def test_a_stop_ends_the_wait_for_a_distant_slot_at_once() -> None:
     started = time.monotonic()
     RateLimiter(1.0, "relay", budget).wait(stop)
     assert time.monotonic() - started < 1.0
+
+
+class _Behind:
+    """A host's clock `seconds` behind the others."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def time(self) -> float:
+        return time.time() - self.seconds
+
+
+def test_hosts_whose_clocks_differ_still_get_slots_apart(
+    location: Path | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bucket keeps the database's clock: a sender whose clock is 5 s behind is given
+    slots that, on the true clock, fall between the others', not 5 s later on top of them."""
+    from newsletter.deliver import relay_budget
+
+    spacing, behind = 0.05, 5.0
+    on_time, late = RelayBudget(location), RelayBudget(location)
+    true_slots: list[float] = []
+    try:
+        for turn in range(20):
+            if turn % 2:
+                with monkeypatch.context() as patched:
+                    patched.setattr(relay_budget, "time", _Behind(behind))
+                    first = late.take("relay", 3, spacing) + behind  # its clock → the true one
+            else:
+                first = on_time.take("relay", 3, spacing)
+            true_slots += [first + k * spacing for k in range(3)]
+    finally:
+        on_time.close()
+        late.close()
+    true_slots.sort()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(true_slots)]
+    assert min(gaps) > spacing / 2  # the round trip's jitter, not the clocks' 5 s
+    assert true_slots[-1] - true_slots[0] < 60 * spacing + 1.0

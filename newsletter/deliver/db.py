@@ -241,6 +241,8 @@ class Dialect:
     skip_locked: str
     #: The names of the schema's tables, sorted (the schema-version bookkeeping left out).
     tables: str
+    #: The database's clock, in seconds since the epoch (the same value all through a statement).
+    clock: str
 
     def later(self, column: str) -> str:
         """A condition: the stored time in `column` is after the time given as a parameter."""
@@ -256,6 +258,7 @@ SQLITE = Dialect(
     skip_locked="",
     tables="SELECT name FROM sqlite_master WHERE type = 'table'"
     " AND substr(name, 1, 7) != 'sqlite_' ORDER BY name",
+    clock="((julianday('now') - 2440587.5) * 86400.0)",
 )
 POSTGRESQL = Dialect(
     name="postgresql",
@@ -264,6 +267,7 @@ POSTGRESQL = Dialect(
     skip_locked=" FOR UPDATE OF d SKIP LOCKED",
     tables="SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
     " AND tablename != 'newsletter_schema' ORDER BY tablename",
+    clock="extract(epoch FROM statement_timestamp())::float8",
 )
 
 

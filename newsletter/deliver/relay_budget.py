@@ -13,8 +13,9 @@ slot after a pause is now, never a burst.
 A process that dies holding slots wastes at most the slots it had taken (a tenth of a second's
 worth, see `sender.RateLimiter`); nothing has to expire, since a bucket is a point in time.
 
-The slots are in the hosts' clocks (time.time()), so sending machines must keep their clocks
-in step (NTP): a host whose clock is s seconds behind another's may add rate * s messages.
+The bucket is kept on the database's clock (`Dialect.clock`): each process turns the slots it
+is given into its own clock by the difference it sees between the two in the same answer, so
+sending machines need not keep their clocks in step (only the round trip's jitter remains).
 
 `LocalBudget` is the same bucket in this process's memory, for a send with no database at hand.
 """
@@ -30,13 +31,17 @@ from typing import Protocol
 from newsletter.deliver import db
 from newsletter.deliver.db import failure
 
-#: Take `count` slots for a relay; returns where its bucket now stands (after the last slot).
-_TAKE = (
-    "INSERT INTO relay_budget (relay, next_slot) VALUES (?, ?) "
-    "ON CONFLICT (relay) DO UPDATE SET next_slot = "
-    "CASE WHEN relay_budget.next_slot > ? THEN relay_budget.next_slot ELSE ? END + ? "
-    "RETURNING next_slot"
-)
+
+def _take(dialect: db.Dialect) -> str:
+    """Take `count` slots for a relay (parameters: relay, span, span); returns where its bucket
+    now stands (after the last slot) and the database's clock, both in its seconds."""
+    clock = dialect.clock
+    return (
+        f"INSERT INTO relay_budget (relay, next_slot) VALUES (?, {clock} + ?) "
+        "ON CONFLICT (relay) DO UPDATE SET next_slot = "
+        f"CASE WHEN relay_budget.next_slot > {clock} THEN relay_budget.next_slot "
+        f"ELSE {clock} END + ? RETURNING next_slot, {clock}"
+    )
 
 
 class Budget(Protocol):
@@ -81,12 +86,13 @@ class RelayBudget:
         with self._lock:
             if self._conn is None:
                 self._conn = db.connect(self.location)
-            now = time.time()
             try:
-                rows = self._conn.execute(_TAKE, [relay, now + span, now, now, span]).fetchall()
+                rows = self._conn.execute(_take(self._conn.dialect), [relay, span, span]).fetchall()
             except sqlite3.OperationalError as exc:
                 raise failure(exc, self._conn.where) from None
-        return float(rows[0][0]) - span
+            here = time.time()
+        bucket, there = float(rows[0][0]), float(rows[0][1])
+        return bucket - span - (there - here)
 
     def close(self) -> None:
         """Close the connection, if one was opened."""
