@@ -163,3 +163,20 @@ def test_without_psycopg_the_error_names_the_extra(
     result = runner.invoke(app, ["db", "copy", "--to", "postgresql://news@127.0.0.1/news"])
     assert result.exit_code == 1 and "pip install 'newsletter[postgres]'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_pool_with_every_connection_busy_says_so_in_time(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres, "POOL_SIZE", 2)
+    monkeypatch.setattr(postgres, "CONNECT_TIMEOUT", 0.5)
+    held = [db.connect(postgres_url), db.connect(postgres_url)]
+    try:
+        with pytest.raises(DatabaseError, match="all 2 of this process's connections are busy"):
+            db.connect(postgres_url)
+        held.pop().close()
+        db.connect(postgres_url).close()  # one given back serves the next
+    finally:
+        for conn in held:
+            conn.close()
+        postgres.close_pools()

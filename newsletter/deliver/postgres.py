@@ -336,8 +336,8 @@ class PostgresConnection:
             self._conn: psycopg.Connection[Any] | None = pool.getconn(timeout=CONNECT_TIMEOUT)
         except PoolTimeout:
             raise DatabaseError(
-                f"{where}: cannot connect to the database within {CONNECT_TIMEOUT} s; check "
-                f"that it runs, the URL, and the password in {PASSWORD_VARIABLE}"
+                f"{where}: no database connection within {CONNECT_TIMEOUT} s: the server does "
+                f"not answer, or all {POOL_SIZE} of this process's connections are busy"
             ) from None
         if migrated:
             self.migrate()
