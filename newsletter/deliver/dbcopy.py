@@ -33,8 +33,8 @@ from newsletter.errors import DatabaseError, InputError, Problem
 
 #: Rows read from the source at a time.
 BATCH = 5000
-#: How long a statement of the copy waits for another session's lock, in milliseconds.
-LOCK_TIMEOUT_MS = 30_000
+#: How long a statement of the copy waits for another session's lock, in seconds.
+LOCK_TIMEOUT = 30.0
 #: What an SQLite file starts with (an empty file is an empty database too).
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -276,12 +276,7 @@ def _target_connection(url: str, where: str) -> Iterator[psycopg.Connection[Any]
     """A connection of its own (outside the pool) for the copy's one transaction."""
     try:
         conn = psycopg.connect(
-            url,
-            password=postgres.password(),
-            connect_timeout=postgres.CONNECT_TIMEOUT,
-            autocommit=True,
-            options=f"-c lock_timeout={LOCK_TIMEOUT_MS}",
-            application_name="newsletter db copy",
+            url, **postgres.session(LOCK_TIMEOUT, "newsletter db copy"), autocommit=True
         )
     except psycopg.Error as exc:
         raise DatabaseError(f"{where}: cannot connect to the database: {_message(exc)}") from None

@@ -458,6 +458,22 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_dumper(bool, _BoolAsInteger)
 
 
+def session(lock_wait: float, name: str = "newsletter") -> dict[str, Any]:
+    """What every connection to the server is opened with: the password from the environment,
+    bounded waits for the connection and for other transactions' locks, and keepalives."""
+    return {
+        "password": password(),
+        "connect_timeout": CONNECT_TIMEOUT,
+        "options": f"-c lock_timeout={int(lock_wait * 1000)}",
+        "application_name": name,
+        # a server that vanishes without closing is noticed within about a minute
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+
+
 _pools: dict[tuple[str, float], ConnectionPool[Any]] = {}
 _pools_lock = threading.Lock()
 
@@ -470,19 +486,7 @@ def pool(url: str, lock_wait: float) -> ConnectionPool[Any]:
     with _pools_lock:
         found = _pools.get(key)
         if found is None:
-            settings: dict[str, Any] = {
-                "autocommit": True,
-                "row_factory": _rows,
-                "password": password(),
-                "connect_timeout": CONNECT_TIMEOUT,
-                "options": f"-c lock_timeout={int(lock_wait * 1000)}",
-                "application_name": "newsletter",
-                # a server that vanishes without closing is noticed within about a minute
-                "keepalives": 1,
-                "keepalives_idle": 30,
-                "keepalives_interval": 10,
-                "keepalives_count": 3,
-            }
+            settings = {**session(lock_wait), "autocommit": True, "row_factory": _rows}
             try:
                 psycopg.connect(url, **settings).close()
             except psycopg.OperationalError as exc:
