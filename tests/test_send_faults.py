@@ -89,8 +89,10 @@ def test_resume_goes_exactly_where_the_interrupted_send_went(example: Path, proj
     with running_sink(sink) as port:
         config = project / "newsletter.toml"  # the default transport stays the outbox
         config.write_text(config.read_text() + RELAY_ONLY.format(port=port))
+        # 50/s: the 150 copies take 3 s, so each Ctrl-C below comes while the send runs,
+        # even when a busy machine wakes the test late
         first = start_send(project, example, "--transport", "smtp", "--tag", "weekly",
-                           "--rate", "200/s")  # fmt: skip
+                           "--rate", "50/s")  # fmt: skip
         wait_until(lambda: sink.count >= 20, first, 60)
         first.send_signal(signal.SIGINT)
         _, err = first.communicate(timeout=30)
