@@ -1,5 +1,5 @@
 """`python -m newsletter`."""
 
-from newsletter.cli.app import main
+from newsletter.cli.script import main
 
 main()

@@ -16,9 +16,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from newsletter.cli.app import app
+from newsletter.compose.issues import find_issues
 from newsletter.config import load_config
 from newsletter.publish import generation
-from newsletter.publish.archive import find_issues, write_archive
+from newsletter.publish.archive import write_archive
 from newsletter.publish.generation import NextSite, previous_folder
 from newsletter.publish.incremental import build_incrementally
 

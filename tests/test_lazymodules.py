@@ -31,3 +31,29 @@ def test_a_stand_in_imports_the_real_module_when_used() -> None:
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+ON_LOAD = """
+import importlib.util, sys
+from newsletter.lazymodules import import_on_first_use
+
+seen = []
+import_on_first_use("cssutils", on_load=lambda module: seen.append(module.__name__))
+import cssutils  # what premailer does at its top
+
+assert importlib.util.find_spec("cssutils").origin.endswith("__init__.py")  # as if it were real
+assert seen == [] and "cssutils.css" not in sys.modules
+assert cssutils.parseStyle("color: red").color == "red"  # imported now, on_load called once
+cssutils.parseStyle("color: blue")
+assert seen == ["cssutils"]
+import_on_first_use("cssutils", on_load=lambda module: seen.append("again"))  # loaded: at once
+assert seen == ["cssutils", "again"]
+print("ok")
+"""
+
+
+def test_on_load_runs_once_when_the_real_module_arrives() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ON_LOAD], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "ok", done.stderr

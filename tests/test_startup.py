@@ -23,7 +23,7 @@ HEAVY = (
 RUN = """\
 import json, sys
 {setup}
-from newsletter.cli.app import main
+from newsletter.cli.script import main
 sys.argv = ["newsletter", *{args!r}]
 try:
     main()
@@ -105,3 +105,36 @@ def test_a_second_build_of_the_same_issue_takes_its_html_from_the_cache(project:
     assert loaded(modules, ("premailer", "mjml", "cssutils", "lxml")) == []
     for name in ("index.html", "index.txt", "index.mjml", "preview.html"):
         assert (project / "second" / name).read_bytes() == (project / "first" / name).read_bytes()
+
+
+def test_an_edited_issue_is_inlined_without_cssutils_parsing_its_css_again(
+    project: Path,
+) -> None:
+    """After one build, an edit changes the MJML (no HTML cache entry), but the CSS texts are
+    those parsed before: the parse memo answers and cssutils is never imported."""
+    example = project / "issues" / "2026-11-24-france-welcomes-chechen-refugees"
+    args = ["build", str(example), "--out", "first"]
+    assert run(args, cwd=project)[0] == 0
+    issue = example / "issue.md"
+    title = "France opens its doors to gay men fleeing Chechnya"
+    issue.write_text(issue.read_text(encoding="utf-8").replace(title, "Edited"), encoding="utf-8")
+    code, modules, output = run([*args[:-1], "second"], cwd=project)
+    assert code == 0, output
+    assert loaded(modules, ("premailer", "mjml")) == ["premailer", "mjml"]
+    assert "cssutils.css" not in modules  # only the stand-in for premailer's `import cssutils`
+    first = (project / "first" / "index.html").read_text(encoding="utf-8")
+    second = (project / "second" / "index.html").read_text(encoding="utf-8")
+    assert second == first.replace(title, "Edited")
+
+
+def test_build_imports_its_own_command_module_and_not_rich(project: Path) -> None:
+    code, modules, output = run(
+        ["build", "issues/2026-11-24-france-welcomes-chechen-refugees"], cwd=project
+    )
+    assert code == 0, output
+    commands = {name for name in modules if name.startswith("newsletter.cli.")}
+    assert commands <= {
+        "newsletter.cli.app", "newsletter.cli.build", "newsletter.cli.common",
+        "newsletter.cli.console", "newsletter.cli.script",
+    }  # fmt: skip
+    assert loaded(modules, ("rich", "sqlite3")) == []

@@ -21,10 +21,11 @@ def archive(
     config: ConfigOption = None,
 ) -> None:
     """Write the web archive: a page per sent (or ready, publish: true) issue, index and feed."""
+    from newsletter.compose.issues import find_issues, project_folders
     from newsletter.config import load_config
     from newsletter.deliver.db import connect, exists
     from newsletter.deliver.history import sent_issues
-    from newsletter.publish.archive import find_issues, project_folders, write_archive
+    from newsletter.publish.archive import write_archive
     from newsletter.publish.incremental import build_incrementally, save_record
 
     settings = load_config(config)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import functools
 import gc
-import sqlite3
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.markup import escape
 
 from newsletter.cli import console
 from newsletter.errors import NewsletterError
@@ -35,7 +34,12 @@ def reports_errors(command: F) -> F:
             return command(*args, **kwargs)
         except NewsletterError as exc:
             _report(exc, bool(kwargs.get("json") or kwargs.get("as_json")))
-        except sqlite3.Error as exc:  # read-only, full, locked... wherever it is first written
+        except Exception as exc:  # a database that is read-only, full, locked...
+            # sqlite3 is not imported here for this (~1 ms of every command's start-up): if no
+            # code has imported it, the error cannot be one of its errors.
+            sqlite3 = sys.modules.get("sqlite3")
+            if sqlite3 is None or not isinstance(exc, sqlite3.Error):
+                raise
             from newsletter.deliver.db import failure
 
             _report(failure(exc, "the database"), bool(kwargs.get("json") or kwargs.get("as_json")))
@@ -71,5 +75,5 @@ def _report(error: NewsletterError, as_json: bool) -> NoReturn:
     if as_json:
         console.print_json(error_data(error))
     for line in str(error).splitlines() or [type(error).__name__]:
-        console.error(escape(line))
+        console.error(console.escape(line))
     raise typer.Exit(error.exit_code)

@@ -16,8 +16,7 @@ if TYPE_CHECKING:  # the library loads when a command runs, for a fast start-up
 
 def issue_statuses(config: Config) -> dict[str, str]:
     """Each issue folder's front-matter status (`unreadable` if it cannot be loaded)."""
-    from newsletter.compose.issues import load_issue
-    from newsletter.publish.archive import find_issues
+    from newsletter.compose.issues import find_issues, load_issue
 
     statuses: dict[str, str] = {}
     for folder in find_issues(config.root):

@@ -219,3 +219,13 @@ def load_issue(folder: Path) -> Issue:
             )
         )
     return parse_issue(text, source)
+
+
+def find_issues(root: Path) -> list[Path]:
+    """Every folder directly under `root/issues/` that holds an issue.md, by name."""
+    return sorted(source.parent for source in (root / "issues").glob(f"*/{ISSUE_FILE}"))
+
+
+def project_folders(root: Path) -> list[Path]:
+    """The folders that no output may replace: the project itself and each of its issues."""
+    return [root, *find_issues(root)]

@@ -28,7 +28,6 @@ from newsletter.compose.build import (
     long_date,
     prepare,
 )
-from newsletter.compose.issues import ISSUE_FILE
 from newsletter.compose.mergetags import fill
 from newsletter.compose.models import Issue
 from newsletter.compose.templates import make_environment, render
@@ -65,16 +64,6 @@ class Archive:
     entries: tuple[Entry, ...]
     files: tuple[tuple[str, str], ...]
     images: tuple[tuple[str, Path], ...]
-
-
-def find_issues(root: Path) -> list[Path]:
-    """Every folder directly under `root/issues/` that holds an issue.md, by name."""
-    return sorted(source.parent for source in (root / "issues").glob(f"*/{ISSUE_FILE}"))
-
-
-def project_folders(root: Path) -> list[Path]:
-    """The folders that no output may replace: the project itself and each of its issues."""
-    return [root, *find_issues(root)]
 
 
 def is_public(status: str, publish: bool, slug: str, sent: Collection[str]) -> bool:
