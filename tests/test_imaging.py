@@ -173,3 +173,21 @@ def test_images_that_need_nothing_are_not_decoded(
     monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
     _build(pictures)
     assert "PNG" not in decoded  # small.png and the logo are only measured
+
+
+def test_a_missing_copy_or_a_damaged_record_is_made_again(pictures: Path) -> None:
+    first = _build(pictures)
+    cache = pictures.parent.parent / IMAGE_CACHE
+    records = sorted(cache.glob("*.json"))
+    assert len(records) == len(first)  # one per image, kept as it is or prepared
+    for record in records:
+        data = json.loads(record.read_text(encoding="utf-8"))
+        if data["copy"]:
+            (cache / data["copy"]).unlink()  # a copy deleted by hand
+        else:
+            record.write_text('{"copy": "", "width": "wide"}', encoding="utf-8")
+    second = _build(pictures)
+    assert {src: (a.file, a.width, a.height, a.changes) for src, a in second.items()} == {
+        src: (a.file, a.width, a.height, a.changes) for src, a in first.items()
+    }
+    assert all(a.file.is_file() for a in second.values())

@@ -122,6 +122,7 @@ def test_an_edited_issue_is_inlined_without_cssutils_parsing_its_css_again(
     assert code == 0, output
     assert loaded(modules, ("premailer", "mjml")) == ["premailer", "mjml"]
     assert "cssutils.css" not in modules  # only the stand-in for premailer's `import cssutils`
+    assert "PIL" not in modules  # the images' outcomes are recorded in the image cache
     first = (project / "first" / "index.html").read_text(encoding="utf-8")
     second = (project / "second" / "index.html").read_text(encoding="utf-8")
     assert second == first.replace(title, "Edited")

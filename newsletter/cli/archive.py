@@ -27,14 +27,17 @@ def archive(
     from newsletter.deliver.history import sent_issues
     from newsletter.publish.archive import write_archive
     from newsletter.publish.incremental import build_incrementally, save_record
+    from newsletter.publish.writer import check_output_folder
 
     settings = load_config(config)
     folders = find_issues(settings.root)
     database = settings.database_location
     sent = sent_issues(connect(database)) if exists(database) else set()
     target = out or settings.path(settings.web.site)
+    protect = project_folders(settings.root)
+    check_output_folder(target, protect)  # before any work: a refused folder changes nothing
     run = build_incrementally(settings, folders, sent, target)
-    site = write_archive(run.archive, target, project_folders(settings.root), run.unchanged)
+    site = write_archive(run.archive, target, protect, run.unchanged)
     save_record(site, run)
     count, index, feed = len(run.archive.entries), site / "index.html", site / "feed.xml"
     if json:

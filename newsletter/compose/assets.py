@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlsplit
 
-from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
-
-from newsletter.compose.imaging import EmailImage, UnreadableImage, email_image
+from newsletter.compose.imaging import (
+    MAX_IMAGE_PIXELS,
+    MAX_IMAGE_SIDE,
+    EmailImage,
+    UnreadableImage,
+    email_image,
+)
 from newsletter.errors import IssueError, Problem
-
-MAX_IMAGE_SIDE = 10_000  # pixels; an email is about 600 wide, a retina image twice that
-MAX_IMAGE_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,9 @@ def _too_large(file: Path, ref: ImageRef, source: Path, size: str) -> IssueError
 
 def _measure(file: Path, ref: ImageRef, source: Path) -> tuple[int, int]:
     """Width and height from the file's header; absurd sizes (decompression bombs) refused."""
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
@@ -110,10 +113,10 @@ def _measure(file: Path, ref: ImageRef, source: Path) -> tuple[int, int]:
 
 
 def _prepare(file: Path, ref: ImageRef, source: Path, max_width: int, cache: Path) -> EmailImage:
-    """The image ready for email, once its header shows a sane size."""
-    _measure(file, ref, source)
+    """The image ready for email, once its header shows a sane size (known if the same content
+    was prepared before)."""
     try:
-        return email_image(file, max_width, cache)
+        return email_image(file, max_width, cache, check=lambda: _measure(file, ref, source))
     except UnreadableImage:
         raise ref.error(
             f"'{file.name}' is not an image Pillow can read; use JPEG, PNG, GIF, WebP or AVIF",
