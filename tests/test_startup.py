@@ -139,3 +139,40 @@ def test_build_imports_its_own_command_module_and_not_rich(project: Path) -> Non
         "newsletter.cli.console", "newsletter.cli.script",
     }  # fmt: skip
     assert loaded(modules, ("rich", "sqlite3")) == []
+
+
+COLLECTOR = """\
+import gc, sys
+import typer.core
+from newsletter.cli.script import main
+states = set()
+parse = typer.core.build_runtime_param
+def spy(*args, **kwargs):  # Typer turning an option's value into its type (pydantic)
+    states.add(gc.isenabled())
+    return parse(*args, **kwargs)
+typer.core.build_runtime_param = spy
+sys.argv = ["newsletter", *{args!r}]
+try:
+    main()
+except SystemExit:
+    pass
+print(sorted(states))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "collector"),
+    [(["build", "issues/2026-11-24-france-welcomes-chechen-refugees"], False), (["status"], True)],
+)
+def test_the_collector_is_off_while_a_build_parses_and_on_for_other_commands(
+    project: Path, args: list[str], collector: bool
+) -> None:
+    """The script starts with it off; a short command (`without_collector`) keeps it so."""
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTOR.format(args=args)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.strip().splitlines()[-1] == f"[{collector}]", done.stderr

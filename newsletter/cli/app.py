@@ -109,28 +109,40 @@ def __getattr__(name: str) -> typer.Typer:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _command_name(args: list[str]) -> str | None:
+    """The command or group that `args` name: the app's own options (--debug, --version) take
+    no value, so it is the first argument not starting with '-'."""
+    return next((arg for arg in args if not arg.startswith("-")), None)
+
+
 def for_command(args: list[str]) -> typer.Typer:
     """The app holding only the command or command group that `args` name, else the whole app.
 
     Only that command's module is imported, and Typer turns only its function into a Click
-    command (reading every function's signature and type hints costs ~20 ms). The app's own
-    options (--debug, --version) take no value, so the name is the first argument not
-    starting with '-'. Without a known name, the whole app answers (its help, or "No such
-    command" with a suggestion).
+    command (reading every function's signature and type hints costs ~20 ms). Without a known
+    name, the whole app answers (its help, or "No such command" with a suggestion).
     """
-    name = next((arg for arg in args if not arg.startswith("-")), None)
+    name = _command_name(args)
     if name in COMMANDS or name in GROUPS:
         return make_app({name})
     return _whole_app()
+
+
+def _collector_stays_off(args: list[str]) -> bool:
+    """Whether the command that `args` name runs with the collector off (a short command:
+    `common.without_collector`)."""
+    name = _command_name(args)
+    return name in COMMANDS and getattr(_load(COMMANDS[name]), "collector_off", False)
 
 
 def main() -> None:
     """Run the command line; unexpected errors become one line, exit 1.
 
     The `newsletter` script (`newsletter.cli.script`) starts with the cyclic garbage collector
-    off, since importing makes many long-lived objects and no cyclic garbage; the objects made
-    so far are frozen (never examined again) and the collector is back on before the command
-    runs (a short command may keep it off: `common.without_collector`).
+    off, since importing makes many long-lived objects and no cyclic garbage. A short command
+    keeps it off (`common.without_collector`: Typer's parsing of its options imports pydantic
+    too); for any other, the objects made so far are frozen (never examined again) and the
+    collector is back on before Typer runs it.
     """
     # pydantic looks for plugins through every installed package's metadata (~40 ms); the
     # command has none to offer, so it is told not to look unless the user says otherwise,
@@ -139,8 +151,9 @@ def main() -> None:
     import_on_first_use("importlib.metadata", functions=("entry_points",))
     try:
         command = for_command(sys.argv[1:])
-        gc.freeze()
-        gc.enable()
+        if not _collector_stays_off(sys.argv[1:]):
+            gc.freeze()
+            gc.enable()
         command()
     except Exception as exc:  # a bug of ours: say so in one line, never a traceback
         console.traceback()

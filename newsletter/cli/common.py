@@ -52,7 +52,8 @@ def without_collector(command: F) -> F:
 
     Importing the pipeline creates tens of thousands of objects that live until the end, and
     the collector would walk the growing heap again and again while it does (some 20 ms of a
-    build's CPU time) to find no garbage; the process ends soon after anyway.
+    build's CPU time) to find no garbage; the process ends soon after anyway. The mark
+    `collector_off` tells `app.main` to leave the collector off from the start.
     """
 
     @functools.wraps(command)
@@ -65,6 +66,7 @@ def without_collector(command: F) -> F:
             if enabled:
                 gc.enable()
 
+    wrapper.collector_off = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
