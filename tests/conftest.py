@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lanes import mark_slow
 from postgres_server import PASSWORD_ENV, Cluster, Database, PostgresUnavailable
 from typer.testing import CliRunner
 
@@ -135,18 +136,17 @@ def postgres_dsn(postgres_database: Database) -> str:
     return postgres_database.dsn
 
 
-# The fast lane (`make test-fast`) runs `-m "not slow"`: everything but these whole-process,
-# real-browser and crash tests, which the full `make test` always runs.
+# The fast lane (`make test-fast`) runs `-m "not slow"`: these whole-process, real-browser and
+# crash modules, and every test that starts a server or a process (tests/lanes.py), are left to
+# the full `make test`, which always runs them.
 SLOW_MODULES = frozenset(
     {"test_crash_safety", "test_layout_browser", "test_web_browser", "test_preview"}
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests of the slow modules `slow` (a test may also mark itself)."""
-    for item in items:
-        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
-            item.add_marker(pytest.mark.slow)
+    """Mark `slow` what the fast lane leaves out (a test may also mark itself)."""
+    mark_slow(items, SLOW_MODULES)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -660,6 +660,7 @@ def test_spam_without_spamassassin(
     )
 
 
+@pytest.mark.slow  # runs SpamAssassin
 @pytest.mark.skipif(
     shutil.which("spamassassin") is None,
     reason="SpamAssassin is not installed (apt-get install spamassassin)",
@@ -676,6 +677,7 @@ def test_spamassassin_scores_the_example(example: Path) -> None:
     assert report.counts["errors"] == 0
 
 
+@pytest.mark.slow  # the check starts Chromium
 @pytest.mark.skipif(
     find_chromium() is None, reason="Debian's chromium is not installed (apt-get install chromium)"
 )

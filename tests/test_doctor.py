@@ -471,6 +471,7 @@ def test_recent_policy_rejections_from_the_store_warn(doctor: Doctor, project: P
     assert "inbound list" in result.fix
 
 
+@pytest.mark.slow  # waits out the DNS and HTTP timeouts
 def test_a_dns_server_that_does_not_answer_is_a_failure_not_a_pass(project: Path) -> None:
     (project / "newsletter.toml").write_text(
         CONFIG.format(base_url=f"http://127.0.0.1:{free_port()}", transport="outbox")

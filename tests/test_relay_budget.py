@@ -43,6 +43,7 @@ def most_in_window(times: list[float], window: float) -> int:
     return most
 
 
+@pytest.mark.slow  # sends for SECONDS by the clock
 def test_two_senders_with_their_own_connections_keep_the_rate_together(
     location: Path | str,
 ) -> None:

@@ -96,6 +96,7 @@ def test_the_resume_command_reaches_exactly_the_same_segment(
     assert received(config) == ["ann@example.org", "bob@example.org"]
 
 
+@pytest.mark.slow  # waits a second for the clock
 def test_new_since_sent_reaches_only_the_newer_subscribers(issue: Path, runner: CliRunner) -> None:
     code, output = send(runner, "--new-since-sent")
     assert code == 2 and "has not been sent yet" in output

@@ -136,6 +136,7 @@ def test_send_applies_journaled_unsubscribes_first(
     assert not journal.pending()
 
 
+@pytest.mark.slow  # waits a second for the clock
 def test_a_journaled_unsubscribe_does_not_undo_a_later_resubscribe(
     store: SubscriberStore, signer: Signer, project: Path
 ) -> None:
