@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -70,6 +71,22 @@ def test_connections_opening_an_old_database_at_once_migrate_it_once(tmp_path: P
     old.close()
     assert at_once(lambda: db.connect(path).close(), 8) == []
     assert db.schema_version(db.connect(path)) == len(db.MIGRATIONS)
+
+
+def opened_and_closed(path: Path) -> None:
+    db.connect_sqlite(path, migrated=False).close()
+
+
+@pytest.mark.sqlite_only
+def test_connections_opening_a_rollback_journal_file_at_once_all_get_wal(tmp_path: Path) -> None:
+    """Switching to WAL fails at once ("locked") for all but one of several connections that
+    each hold a read lock; they wait and try again (seen about once in 25 rounds of 8)."""
+    for round_ in range(40):
+        path = tmp_path / f"{round_}.db"
+        sqlite3.connect(path, isolation_level=None).execute("CREATE TABLE t (x)").connection.close()
+        assert at_once(functools.partial(opened_and_closed, path), 8) == []
+        mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
 
 
 @pytest.mark.sqlite_only

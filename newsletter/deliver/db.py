@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -498,6 +499,24 @@ def connect(location: Path | str, lock_wait: float = 30.0, *, migrated: bool = T
     return connect_sqlite(Path(location), lock_wait, migrated=migrated)
 
 
+def _use_wal(conn: sqlite3.Connection, lock_wait: float) -> None:
+    """Put the file in WAL mode (a no-op once it is). Switching from a rollback journal needs
+    the file to itself; when connections opening it together each hold a read lock, SQLite
+    answers "database is locked" at once instead of waiting (to avoid a deadlock), so the
+    switch is tried again, with short pauses, until `lock_wait` runs out."""
+    deadline = time.monotonic() + lock_wait
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
 def connect_sqlite(
     path: Path, lock_wait: float = 30.0, *, migrated: bool = True
 ) -> SQLiteConnection:
@@ -520,7 +539,7 @@ def connect_sqlite(
         )
         conn.where = str(path)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn, lock_wait)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         if migrated:
