@@ -59,9 +59,10 @@ DOCTYPE = "<!doctype html>"
 KEEP_ATTRIBUTES = ["width", "height"]
 #: A rule as premailer makes it: (specificity, selector, declarations).
 Rule = tuple[tuple[int, ...], str, str]
-#: Bounds of a memo: beyond them it starts afresh (texts differ only with the templates).
-MAX_STYLESHEETS = 64
-MAX_BLOCKS = 20_000
+#: Bounds of a memo: beyond them it starts afresh (texts differ only with the templates), so
+#: that a memo file stays small enough to read in a few milliseconds.
+MAX_STYLESHEETS = 16
+MAX_BLOCKS = 5_000
 
 
 @dataclass
