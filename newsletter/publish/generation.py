@@ -17,24 +17,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from newsletter.errors import NewsletterError, WriteError
 from newsletter.publish.writer import (
-    FOLDER_MODE,
     MARKER,
     MARKER_TEXT,
     check_output_folder,
+    previous_folder,
+    staging_folder,
     swap_into_place,
 )
-
-
-def previous_folder(out: Path) -> Path:
-    """Where the site replaced by the last run is kept, to become the next one: beside it."""
-    return out.with_name(f".{out.name}.previous")
 
 
 class NextSite:
@@ -117,12 +112,11 @@ def updated(out: Path, what: str, protect: Sequence[Path] = ()) -> Iterator[Next
     check_output_folder(out, protect)
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = previous_folder(out)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = staging_folder(out)
     if _is_ours(previous, protect):
         with suppress(OSError):  # taken whole (renamed over the empty folder), so no other run
             previous.rename(staging)  # can be updating it at the same time
     try:
-        staging.chmod(FOLDER_MODE)  # mkdtemp makes it 0700, which a web server cannot read
         site = NextSite(staging, out)
         site.write_text(MARKER, MARKER_TEXT)
         yield site

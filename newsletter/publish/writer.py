@@ -8,8 +8,10 @@ folder keeps these rules in `generation`, which makes the site in the one it las
 
 from __future__ import annotations
 
+import glob
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +24,36 @@ MARKER_TEXT = "Written by newsletter, which replaces this whole folder when it w
 
 #: Output folders are readable by everyone (a web server serves them), writable by their owner.
 FOLDER_MODE = 0o755
+#: A folder that a killed run left beside an output folder (being made, or being retired) is
+#: removed by a later run once it has not changed for this long: no run takes hours.
+STALE_SECONDS = 6 * 3600
+
+
+def previous_folder(out: Path) -> Path:
+    """Where the archive keeps the site replaced by its last run, to become the next one."""
+    return out.with_name(f".{out.name}.previous")
+
+
+def staging_folder(out: Path) -> Path:
+    """A new, empty folder beside `out` (`.<name>.XXXXXXXX`) to make its next version in.
+
+    First, the leftovers of killed runs are removed: folders of that shape, ours (marked, or
+    empty) and unchanged for STALE_SECONDS; the kept previous generation is not one of them.
+    """
+    now = time.time()
+    for leftover in out.parent.glob(f".{glob.escape(out.name)}.*"):
+        if leftover == previous_folder(out) or leftover.is_symlink() or not leftover.is_dir():
+            continue
+        try:
+            ours = (leftover / MARKER).is_file() or not any(leftover.iterdir())
+            stale = now - leftover.lstat().st_mtime > STALE_SECONDS
+        except OSError:  # gone meanwhile
+            continue
+        if ours and stale:
+            shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(FOLDER_MODE)  # mkdtemp makes it 0700, which a web server cannot read
+    return staging
 
 
 def check_output_folder(out: Path, protect: Sequence[Path] = ()) -> None:
@@ -63,8 +95,7 @@ def staged(out: Path, what: str, protect: Sequence[Path] = ()) -> Iterator[Path]
     """
     check_output_folder(out, protect)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    staging.chmod(FOLDER_MODE)  # mkdtemp makes it 0700, which a web server cannot read
+    staging = staging_folder(out)
     try:
         (staging / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         yield staging
