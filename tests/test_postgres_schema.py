@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -144,6 +145,56 @@ def test_relaxed_commits_are_only_those_inside(postgres_url: str) -> None:
         assert conn.execute("SHOW synchronous_commit").fetchone()[0] == server
     finally:
         conn.close()
+        postgres.close_pools()
+
+
+def test_a_run_of_relaxed_writes_changes_the_session_once(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three relaxed writes cost one SET, not a SET and a RESET each; a statement outside, a
+    transaction begun inside and ended outside, and the next user of the pooled connection
+    all get the server's durability."""
+    conn = db.connect(postgres_url)
+    sent: list[str] = []
+    live = conn._live  # type: ignore[attr-defined]
+    execute = live.execute
+
+    def counting(query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query if isinstance(query, str) else bytes(query).decode()))
+        return execute(query, *args, **kwargs)
+
+    monkeypatch.setattr(live, "execute", counting)
+
+    def setting() -> str:
+        return str(conn.execute("SHOW synchronous_commit").fetchone()[0])
+
+    try:
+        server = setting()
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        sent.clear()
+        for value in range(3):
+            with conn.relaxed():
+                conn.execute("INSERT INTO t VALUES (?)", [value])
+        assert [q for q in sent if q.startswith("SET")] == ["SET synchronous_commit = off"]
+        assert len(sent) == 4
+        assert setting() == server
+        with conn.relaxed():
+            conn.begin()
+            conn.execute("INSERT INTO t VALUES (3)")
+            assert setting() == "off"
+        assert setting() == server  # the commit outside relaxed() is durable (SET LOCAL)
+        conn.execute("COMMIT")
+        assert setting() == server
+        with conn.relaxed():
+            assert setting() == "off"
+    finally:
+        conn.close()
+    again = db.connect(postgres_url)  # the pool's one connection, given back reset
+    try:
+        assert again._live is live  # type: ignore[attr-defined]
+        assert str(again.execute("SHOW synchronous_commit").fetchone()[0]) == server
+    finally:
+        again.close()
         postgres.close_pools()
 
 

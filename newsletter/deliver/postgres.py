@@ -332,6 +332,10 @@ class PostgresConnection:
     def __init__(self, pool: ConnectionPool[Any], where: str, *, migrated: bool) -> None:
         self._pool = pool
         self.where = where
+        # How many relaxed() blocks are open, and whether the server session has
+        # synchronous_commit off (None: not known); see `_settle`.
+        self._relaxing = 0
+        self._session_relaxed: bool | None = False
         try:
             self._conn: psycopg.Connection[Any] | None = pool.getconn(timeout=CONNECT_TIMEOUT)
         except PoolTimeout:
@@ -352,9 +356,24 @@ class PostgresConnection:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return DatabaseError(f"{self.where}: the database failed ({text})")
 
+    def _settle(self) -> None:
+        """Give the session the durability that the next statement needs (relaxed inside a
+        relaxed() block), if it has not got it: so a run of relaxed writes costs one `SET`,
+        not a `SET` and a `RESET` around each. Inside a transaction the change is made for
+        that transaction alone (`SET LOCAL`, which its end undoes), so what the session has is
+        then not known and is set again before the next statement."""
+        wanted = self._relaxing > 0
+        if self._session_relaxed is wanted:
+            return
+        local = self.in_transaction
+        value = "off" if wanted else "DEFAULT"
+        self._live.execute(f"SET {'LOCAL ' if local else ''}synchronous_commit = {value}")
+        self._session_relaxed = None if local else wanted
+
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> PostgresCursor:
         """Run one statement."""
         try:
+            self._settle()
             return PostgresCursor(self._live.execute(translate(sql), tuple(parameters)))
         except psycopg.OperationalError as exc:
             raise self._failed(exc) from None
@@ -362,6 +381,7 @@ class PostgresConnection:
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> PostgresCursor:
         """Run one statement for each set of parameters (pipelined)."""
         try:
+            self._settle()
             with self._live.cursor() as cursor:
                 cursor.executemany(translate(sql), [tuple(row) for row in parameters])
                 result = PostgresCursor(cursor)
@@ -378,6 +398,7 @@ class PostgresConnection:
     def executescript(self, script: str, /) -> None:
         """Run several statements at once (no parameters)."""
         try:
+            self._settle()
             self._live.execute(script.encode())
         except psycopg.OperationalError as exc:
             raise self._failed(exc) from None
@@ -400,12 +421,12 @@ class PostgresConnection:
     def relaxed(self) -> Iterator[None]:
         """Commits inside return before they reach the disk (`synchronous_commit = off`): a
         crash of the server may lose the last fraction of a second of them, as a power cut
-        may SQLite's."""
-        self.execute("SET synchronous_commit = off")
+        may SQLite's. The session is changed (and back) only when a statement needs it."""
+        self._relaxing += 1
         try:
             yield
         finally:
-            self.execute("RESET synchronous_commit")  # back to the server's setting
+            self._relaxing -= 1
 
     @contextmanager
     def bulk(self) -> Iterator[None]:
@@ -444,10 +465,17 @@ class PostgresConnection:
                 raise
 
     def close(self) -> None:
-        """Give the connection back to the pool (rolling back what is still open)."""
+        """Give the connection back to the pool (rolling back what is still open), its
+        session's durability back to the server's setting."""
         conn, self._conn = getattr(self, "_conn", None), None
-        if conn is not None:
-            self._pool.putconn(conn)
+        if conn is None:
+            return
+        if getattr(self, "_session_relaxed", False) is not False:
+            with suppress(psycopg.Error):  # a broken connection: the pool discards it
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+                conn.execute("RESET synchronous_commit")
+        self._pool.putconn(conn)
 
     def __del__(self) -> None:
         # Like an sqlite3 connection, one that is dropped without close() is closed.
