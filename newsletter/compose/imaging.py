@@ -125,7 +125,7 @@ def _recorded(file: Path, cache: Path, key: str) -> EmailImage | None:
     """The outcome recorded for this content and width, if any (and its copy still there)."""
     try:
         data = json.loads((cache / f"{key}.json").read_text(encoding="utf-8"))
-        copy = cache / data["copy"] if data["copy"] else file
+        copy = cache / Path(str(data["copy"])).name if data["copy"] else file
         image = EmailImage(
             copy, int(data["width"]), int(data["height"]), str(data["suffix"]),
             tuple(str(change) for change in data["changes"]),
